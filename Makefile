@@ -1,0 +1,46 @@
+# Two commands for a fresh clone: `make demo` and `make test`. Both build .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PORT ?= 8000
+
+.PHONY: install lint test demo serve clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --editable '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+test: lint
+	$(BIN)/pytest
+
+# Set up, import the bundled papers, send demo subscribers a round of digests through a real
+# worker, then serve the site with the worker and beat until Ctrl-C.
+demo: install
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py load_demo_papers
+	@trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/celery -A config worker --loglevel=WARNING --concurrency=2 & \
+	$(BIN)/python manage.py demo_round || exit 1; \
+	$(BIN)/celery -A config beat --loglevel=WARNING & \
+	echo "Serving http://localhost:$(PORT)/ (admin: /admin/); Ctrl-C stops everything."; \
+	$(BIN)/python manage.py runserver $(PORT)
+
+# The site with a worker and beat on the embedded (file system) broker, until Ctrl-C.
+serve: install
+	@trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/celery -A config worker --loglevel=INFO --concurrency=2 & \
+	$(BIN)/celery -A config beat --loglevel=INFO & \
+	$(BIN)/python manage.py runserver $(PORT)
+
+clean:
+	rm -rf var $(VENV)

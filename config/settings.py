@@ -1,0 +1,261 @@
+"""Paperboy settings: one file, driven by environment variables (see .env.example).
+
+The defaults make a fresh clone work with no server at all: SQLite and a file-system Celery
+broker under var/, emails written to var/outbox/. Each variable is parsed strictly, so a typo
+fails at start-up instead of silently falling back to a default.
+"""
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
+
+# Lets admin and queryset classes be subscripted at run time, as the type hints want.
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("PAPERBOY_VAR_DIR") or BASE_DIR / "var")
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: str) -> bool:
+    value = os.environ.get(name, default).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ImproperlyConfigured(f"Unexpected value {name}={value}, use true or false")
+
+
+def env_int(name: str, default: int, minimum: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"Unexpected value {name}={raw}, use a whole number") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"Unexpected value {name}={raw}, use at least {minimum}")
+    return value
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DEBUG", "true")
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG=false")
+    SECRET_KEY = "dev-only-insecure-key-set-SECRET_KEY-in-production"
+
+SITE_URL = env_str("SITE_URL", "http://localhost:8000").rstrip("/")
+_site = urlsplit(SITE_URL)
+if _site.scheme not in ("http", "https") or not _site.hostname:
+    raise ImproperlyConfigured(f"Unexpected value SITE_URL={SITE_URL}, use http(s)://host[:port]")
+SITE_NAME = env_str("SITE_NAME", "Paperboy")
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS") or [_site.hostname]
+if DEBUG:
+    ALLOWED_HOSTS += ["localhost", "127.0.0.1", "[::1]", "testserver"]
+CSRF_TRUSTED_ORIGINS = [f"{_site.scheme}://{_site.netloc}"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "anymail",
+    "papers",
+    "newsletter",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------------
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'paperboy.sqlite3'}")
+try:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+except Exception as exc:  # dj-database-url raises several types for a malformed URL
+    raise ImproperlyConfigured(f"Unexpected value DATABASE_URL={DATABASE_URL}: {exc}") from exc
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The demo runs web, worker and beat against one SQLite file: wait for locks, don't fail.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache (rate limits) -------------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+
+# --- Celery ----------------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _queue_dir = VAR_DIR / "broker" / "queue"
+    _queue_dir.mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+        "data_folder_in": str(_queue_dir),
+        "data_folder_out": str(_queue_dir),
+        "store_processed": False,
+    }
+else:
+    # A task not acknowledged within this time is delivered again; keep it above the time limit.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300, minimum=1)
+CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", "false")
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "UTC"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Seconds between the hourly Daily Papers imports (staff can change it in the admin).
+PAPERS_IMPORT_EVERY = env_int("PAPERS_IMPORT_EVERY", 3600, minimum=60)
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "import-daily-papers": {
+        "task": "papers.tasks.import_daily_papers",
+        "schedule": float(PAPERS_IMPORT_EVERY),
+    },
+}
+
+# --- Email ------------------------------------------------------------------------------------
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "newsletter.outbox.EmlOutboxBackend")
+EMAIL_FILE_PATH = str(VAR_DIR / "outbox")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", "false")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Paperboy <digest@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Every ANYMAIL_<NAME> variable becomes ANYMAIL["<NAME>"], e.g. ANYMAIL_POSTMARK_SERVER_TOKEN.
+ANYMAIL = {
+    key.removeprefix("ANYMAIL_"): value
+    for key, value in os.environ.items()
+    if key.startswith("ANYMAIL_")
+}
+
+# --- Papers -----------------------------------------------------------------------------------
+PAPERS_FETCH_TIMEOUT = env_int("PAPERS_FETCH_TIMEOUT", 20, minimum=1)
+PAPERS_FETCH_RETRIES = env_int("PAPERS_FETCH_RETRIES", 3, minimum=0)
+# First wait between tries, doubled each time (with jitter).
+PAPERS_FETCH_BACKOFF = env_int("PAPERS_FETCH_BACKOFF_MS", 1000, minimum=0) / 1000
+PAPERS_HF_API_URL = env_str("PAPERS_HF_API_URL", "https://huggingface.co/api/daily_papers")
+PAPERS_PER_PAGE = env_int("PAPERS_PER_PAGE", 20, minimum=1)
+
+# --- Digests ----------------------------------------------------------------------------------
+# Seconds between dispatch rounds (beat claims due subscribers and queues chunks).
+DIGEST_DISPATCH_EVERY = env_int("DIGEST_DISPATCH_EVERY", 300, minimum=10)
+DIGEST_CHUNK_SIZE = env_int("DIGEST_CHUNK_SIZE", 200, minimum=1)
+# A claim no task finished within this many minutes is claimed again.
+DIGEST_CLAIM_LEASE_MINUTES = env_int("DIGEST_CLAIM_LEASE_MINUTES", 15, minimum=1)
+# Candidates: papers listed within this many days (and since the previous digest).
+DIGEST_DAILY_WINDOW_DAYS = env_int("DIGEST_DAILY_WINDOW_DAYS", 2, minimum=1)
+DIGEST_WEEKLY_WINDOW_DAYS = env_int("DIGEST_WEEKLY_WINDOW_DAYS", 8, minimum=1)
+# Relevance (cosine similarity, percent) below which a paper is never picked.
+DIGEST_RELEVANCE_FLOOR = env_int("DIGEST_RELEVANCE_FLOOR_PERCENT", 5, minimum=0) / 100
+# "skip": no digest when nothing passes the floor; "trending": send top trending with a note.
+DIGEST_WHEN_NOTHING_MATCHES = env_str("DIGEST_WHEN_NOTHING_MATCHES", "skip")
+if DIGEST_WHEN_NOTHING_MATCHES not in ("skip", "trending"):
+    raise ImproperlyConfigured(
+        f"Unexpected value DIGEST_WHEN_NOTHING_MATCHES={DIGEST_WHEN_NOTHING_MATCHES}, "
+        "use skip or trending"
+    )
+# Transient send failures are retried this many times, with exponential backoff and jitter.
+DIGEST_SEND_RETRIES = env_int("DIGEST_SEND_RETRIES", 6, minimum=0)
+DIGEST_RETRY_BASE_SECONDS = env_int("DIGEST_RETRY_BASE_SECONDS", 30, minimum=1)
+CELERY_BEAT_SCHEDULE["dispatch-digests"] = {
+    "task": "newsletter.tasks.dispatch_digests",
+    "schedule": float(DIGEST_DISPATCH_EVERY),
+}
+
+# --- Web ---------------------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_HTTPS_PROXY", "false") else None
+)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", "false")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _site.scheme == "https"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}

@@ -1,0 +1,168 @@
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from papers.models import Paper, Topic
+
+
+class Subscriber(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for confirmation"
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        BOUNCED = "bounced", "Bounced"
+        COMPLAINED = "complained", "Complained"
+
+    class Frequency(models.TextChoices):
+        DAILY = "daily", "Daily"
+        WEEKLY = "weekly", "Weekly"
+
+    class Weekday(models.IntegerChoices):
+        MONDAY = 0, "Monday"
+        TUESDAY = 1, "Tuesday"
+        WEDNESDAY = 2, "Wednesday"
+        THURSDAY = 3, "Thursday"
+        FRIDAY = 4, "Friday"
+        SATURDAY = 5, "Saturday"
+        SUNDAY = 6, "Sunday"
+
+    email = models.EmailField(max_length=254)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    frequency = models.CharField(max_length=8, choices=Frequency.choices, default=Frequency.DAILY)
+    weekday = models.PositiveSmallIntegerField(
+        choices=Weekday.choices, default=Weekday.MONDAY, help_text="For weekly digests."
+    )
+    send_hour = models.PositiveSmallIntegerField(
+        default=8, validators=[MaxValueValidator(23)], help_text="Local hour, 0-23."
+    )
+    timezone = models.CharField(max_length=64, default="UTC", help_text="IANA time zone.")
+    digest_size = models.PositiveSmallIntegerField(
+        default=10, validators=[MinValueValidator(1), MaxValueValidator(30)]
+    )
+    trending_weight = models.FloatField(
+        default=0.2,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="0 picks by relevance alone, 1 by trending alone.",
+    )
+    topics = models.ManyToManyField(Topic, blank=True, related_name="subscribers")
+    keywords = models.JSONField(default=list, blank=True, help_text="Words or phrases.")
+    excluded_keywords = models.JSONField(default=list, blank=True)
+    liked_refs = models.JSONField(
+        default=list, blank=True, help_text="arXiv ids the subscriber likes, as given."
+    )
+    liked_papers = models.ManyToManyField(Paper, blank=True, related_name="liked_by")
+    created = models.DateTimeField(auto_now_add=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    next_digest_at = models.DateTimeField(null=True, blank=True)
+    # A lease, not a lock: a claim that no task finished expires and is claimed again.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(Lower("email"), name="subscriber_unique_email")]
+        indexes = [models.Index(fields=["status", "next_digest_at"], name="subscriber_due")]
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def next_send_after(self, moment: datetime) -> datetime:
+        """The first send time strictly after ``moment``, in UTC.
+
+        Computed on the local calendar, so the digest keeps its local hour across daylight
+        saving changes; an hour skipped by a spring-forward change falls on the next one.
+        """
+        local = moment.astimezone(self.zone)
+        day = local.date()
+        for _ in range(15):
+            candidate = datetime.combine(day, time(self.send_hour), tzinfo=self.zone)
+            # Round trip through UTC normalises a non-existent (skipped) local time.
+            candidate = candidate.astimezone(UTC).astimezone(self.zone)
+            weekday_ok = self.frequency == self.Frequency.DAILY or day.weekday() == self.weekday
+            if weekday_ok and candidate > local:
+                return candidate.astimezone(UTC)
+            day += timedelta(days=1)
+        raise AssertionError("unreachable: a week always has the chosen weekday")
+
+    def schedule_first_digest(self, now: datetime | None = None) -> None:
+        self.next_digest_at = self.next_send_after(now or timezone.now())
+
+
+class ConsentRecord(models.Model):
+    """Proof of consent, kept through edits and removed only by erasure."""
+
+    class Kind(models.TextChoices):
+        SIGNUP = "signup", "Signed up"
+        CONFIRM = "confirm", "Confirmed"
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="consents")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    at = models.DateTimeField(default=timezone.now)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+    consent_version = models.CharField(max_length=32)
+
+    class Meta:
+        ordering = ["at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class Digest(models.Model):
+    """One subscriber's digest for one period. The database, not the broker, decides what
+    was sent: the row is unique per (subscriber, period) and is marked ``sending`` in a
+    transaction before the hand-off to the email provider."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Composed, not handed to the provider yet"
+        SENDING = "sending", "Handed to the provider (outcome unknown)"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed permanently"
+        SKIPPED = "skipped", "Skipped: nothing relevant"
+        CANCELLED = "cancelled", "Cancelled: subscriber stopped"
+
+    # SET_NULL: erasing a subscriber keeps anonymous counts of what was sent.
+    subscriber = models.ForeignKey(
+        Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="digests"
+    )
+    period = models.CharField(max_length=16, help_text="Local day (daily) or ISO week (weekly).")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    created = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    error = models.TextField(blank=True)
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subscriber", "period"], name="digest_once_per_period")
+        ]
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"Digest {self.period} for {self.subscriber_id}"
+
+
+class DigestItem(models.Model):
+    digest = models.ForeignKey(Digest, on_delete=models.CASCADE, related_name="items")
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="digest_items")
+    rank = models.PositiveSmallIntegerField()
+    score = models.FloatField()
+    reason = models.CharField(max_length=300)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["digest", "paper"], name="digest_item_once")]
+        ordering = ["digest", "rank"]
+
+    def __str__(self) -> str:
+        return f"#{self.rank} {self.paper_id}"

@@ -1,0 +1,245 @@
+from datetime import UTC, datetime, time, timedelta
+
+from django.db import models, transaction
+from django.db.models import OuterRef, Q, Subquery
+from django.utils import timezone
+
+from papers.ranking import trending_score
+from papers.sources import PaperRecord, title_key
+
+
+class Source(models.TextChoices):
+    HF_JSON = "hf-json", "Hugging Face Daily Papers API"
+    HF_HTML = "hf-html", "Hugging Face Daily Papers page"
+    ARXIV = "arxiv", "arXiv API"
+    TEXT = "text", "Daily Papers text capture"
+
+
+# Fields a later import may fill in or change. A value the source does not know (None or
+# empty) never overwrites a known one, so a poor source cannot erase what a rich one said.
+MERGED_FIELDS = (
+    "title",
+    "abstract",
+    "authors",
+    "published_at",
+    "upvotes",
+    "comments",
+    "github_repo",
+    "github_stars",
+    "project_page",
+    "thumbnail",
+    "ai_summary",
+    "ai_keywords",
+    "categories",
+)
+COUNT_FIELDS = ("upvotes", "comments", "github_stars")
+
+
+class PaperQuerySet(models.QuerySet["Paper"]):
+    def trending(self, now: datetime | None = None) -> list["Paper"]:
+        """The papers, each with ``.trending`` set, best first (one query)."""
+        now = now or timezone.now()
+        day_ago = PaperSnapshot.objects.filter(
+            paper=OuterRef("pk"), taken_at__lte=now - timedelta(hours=24)
+        ).order_by("-taken_at")
+        papers = list(self.annotate(upvotes_day_ago=Subquery(day_ago.values("upvotes")[:1])))
+        for paper in papers:
+            # No snapshot older than a day: every vote we know of came within the day.
+            gain = (paper.upvotes or 0) - (paper.upvotes_day_ago or 0)
+            paper.trending = trending_score(
+                paper.upvotes, paper.comments, gain, paper.age_hours(now)
+            )
+        papers.sort(key=lambda p: (-p.trending, p.listing_position or 0, p.id))
+        return papers
+
+
+class Paper(models.Model):
+    arxiv_id = models.CharField(
+        "arXiv id",
+        max_length=32,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="No version suffix.",
+    )
+    title = models.TextField()
+    title_key = models.CharField(max_length=500, db_index=True, editable=False)
+    abstract = models.TextField(blank=True)
+    authors = models.JSONField(default=list, blank=True)
+    published_at = models.DateTimeField("published on arXiv", null=True, blank=True)
+    listed_on = models.DateField("listed as a daily paper", null=True, blank=True, db_index=True)
+    listing_position = models.PositiveIntegerField(null=True, blank=True)
+    upvotes = models.PositiveIntegerField(null=True, blank=True)
+    comments = models.PositiveIntegerField(null=True, blank=True)
+    github_repo = models.URLField(max_length=500, blank=True)
+    github_stars = models.PositiveIntegerField(null=True, blank=True)
+    project_page = models.URLField(max_length=500, blank=True)
+    thumbnail = models.URLField(max_length=500, blank=True)
+    ai_summary = models.TextField(blank=True)
+    ai_keywords = models.JSONField(default=list, blank=True)
+    categories = models.JSONField(default=list, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    objects = PaperQuerySet.as_manager()
+    trending: float  # set by PaperQuerySet.trending()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["title_key"],
+                condition=Q(arxiv_id__isnull=True),
+                name="paper_unique_title_without_arxiv_id",
+            )
+        ]
+        ordering = ["-listed_on", "listing_position", "id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def age_hours(self, now: datetime) -> float:
+        if self.listed_on:
+            since = datetime.combine(self.listed_on, time.min, tzinfo=UTC)
+        else:
+            since = self.published_at or self.created
+        return (now - since).total_seconds() / 3600
+
+    @property
+    def abs_url(self) -> str:
+        return f"https://arxiv.org/abs/{self.arxiv_id}" if self.arxiv_id else ""
+
+    @property
+    def pdf_url(self) -> str:
+        return f"https://arxiv.org/pdf/{self.arxiv_id}" if self.arxiv_id else ""
+
+    @property
+    def daily_papers_url(self) -> str:
+        return f"https://huggingface.co/papers/{self.arxiv_id}" if self.arxiv_id else ""
+
+    @property
+    def url(self) -> str:
+        """The best page for the paper: arXiv when there is an id, else its code or project."""
+        return self.abs_url or self.project_page or self.github_repo
+
+    @classmethod
+    def find(cls, record: PaperRecord) -> "Paper | None":
+        if record.arxiv_id:
+            found = cls.objects.filter(arxiv_id=record.arxiv_id).first()
+            if found:
+                return found
+        # A paper first seen without an id (a text capture) is the same paper once a richer
+        # source names its id.
+        return cls.objects.filter(title_key=title_key(record.title), arxiv_id__isnull=True).first()
+
+    @classmethod
+    def upsert(cls, record: PaperRecord, source: str, now: datetime | None = None) -> str:
+        """Create or update the paper a record describes; return "new", "updated" or "unchanged".
+
+        Idempotent: the same record twice changes nothing. A count change also records a
+        ``PaperSnapshot`` so the trending score can see growth.
+        """
+        now = now or timezone.now()
+        with transaction.atomic():
+            paper = cls.find(record)
+            created = paper is None
+            if paper is None:
+                paper = cls(source=source, title=record.title)
+            changed = paper.merge(record)
+            if not (created or changed):
+                return "unchanged"
+            paper.save()
+            if any(f in changed for f in COUNT_FIELDS) or (
+                created and any(getattr(paper, f) is not None for f in COUNT_FIELDS)
+            ):
+                PaperSnapshot.objects.create(
+                    paper=paper,
+                    taken_at=now,
+                    upvotes=paper.upvotes,
+                    comments=paper.comments,
+                    github_stars=paper.github_stars,
+                )
+        return "new" if created else "updated"
+
+    def merge(self, record: PaperRecord) -> set[str]:
+        """Copy what the record knows onto this paper; return the names of changed fields."""
+        changed: set[str] = set()
+
+        def put(name: str, value: object) -> None:
+            if getattr(self, name) != value:
+                setattr(self, name, value)
+                changed.add(name)
+
+        for name in MERGED_FIELDS:
+            value = getattr(record, name)
+            if value is None or value == "" or value == []:
+                continue
+            put(name, value)
+        if record.arxiv_id and not self.arxiv_id:
+            put("arxiv_id", record.arxiv_id)
+        put("title_key", title_key(self.title))
+        # Keep the earliest listing day and the best position: stable whatever the import order.
+        if record.listed_on and (self.listed_on is None or record.listed_on < self.listed_on):
+            put("listed_on", record.listed_on)
+        if record.listing_position is not None and (
+            self.listing_position is None or record.listing_position < self.listing_position
+        ):
+            put("listing_position", record.listing_position)
+        return changed
+
+
+class PaperSnapshot(models.Model):
+    """Engagement counts at one time, recorded whenever they change."""
+
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="snapshots")
+    taken_at = models.DateTimeField(db_index=True)
+    upvotes = models.PositiveIntegerField(null=True, blank=True)
+    comments = models.PositiveIntegerField(null=True, blank=True)
+    github_stars = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["paper", "taken_at"]
+        get_latest_by = "taken_at"
+
+    def __str__(self) -> str:
+        return f"{self.paper_id} at {self.taken_at:%Y-%m-%d %H:%M}"
+
+
+class ImportRun(models.Model):
+    """One run of the importer, for the dashboard's "last ingestion"."""
+
+    started = models.DateTimeField(default=timezone.now)
+    finished = models.DateTimeField(null=True, blank=True)
+    sources = models.JSONField(default=list)
+    new = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    invalid = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-started"]
+        get_latest_by = "started"
+
+    def __str__(self) -> str:
+        return f"Import at {self.started:%Y-%m-%d %H:%M}: {self.new} new, {self.updated} updated"
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.invalid
+
+
+class Topic(models.Model):
+    """A research area subscribers can follow. The ranking reads its name and description."""
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=100)
+    description = models.TextField(
+        help_text="A few sentences in the words papers of this area use."
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

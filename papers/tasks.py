@@ -1,0 +1,25 @@
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from papers.importing import import_sources
+
+
+@shared_task(bind=True, max_retries=3, default_retry_delay=300)
+def import_daily_papers(self) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Import today's and yesterday's Daily Papers from the Hugging Face API (beat, hourly).
+
+    A failed fetch is retried later; it never raises into beat, which only queues the task.
+    """
+    today = timezone.now().date()
+    urls = [
+        f"{settings.PAPERS_HF_API_URL}?{urlencode({'date': day.isoformat()})}"
+        for day in (today, today - timedelta(days=1))
+    ]
+    summary = import_sources(urls, "hf-json")
+    if summary.failed and self.request.retries < self.max_retries:
+        raise self.retry()
+    return {"new": summary.new, "updated": summary.updated, "failed": len(summary.failed)}

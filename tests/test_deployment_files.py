@@ -1,0 +1,48 @@
+"""docker-compose.yml cannot run here (no Docker engine), so its wiring is checked by reading."""
+
+import re
+import shlex
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def module_exists(dotted: str) -> bool:
+    path = ROOT / dotted.replace(".", "/")
+    return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
+
+
+def test_compose_runs_web_worker_beat_database_redis_and_a_mail_catcher() -> None:
+    assert {"web", "worker", "beat", "db", "redis", "mailpit"} <= set(COMPOSE["services"])
+
+
+def test_each_service_command_names_modules_that_exist() -> None:
+    for name in ("web", "worker", "beat"):
+        command = COMPOSE["services"][name]["command"]
+        words = shlex.split(command if isinstance(command, str) else shlex.join(command))
+        for wsgi in re.findall(r"([\w.]+):application", command):
+            assert module_exists(wsgi), f"{name}: {wsgi} is not a module"
+        if "celery" in words:
+            app = words[words.index("-A") + 1]
+            assert module_exists(f"{app}.celery"), f"{name}: celery app {app} not found"
+        if "manage.py" in command:
+            assert (ROOT / "manage.py").exists()
+
+
+def test_the_app_services_reach_postgres_redis_and_the_mail_catcher() -> None:
+    for name in ("web", "worker", "beat"):
+        env = COMPOSE["services"][name]["environment"]
+        assert env["DATABASE_URL"].startswith("postgres://") and "@db:" in env["DATABASE_URL"]
+        assert env["CELERY_BROKER_URL"].startswith("redis://redis:")
+        assert env["EMAIL_HOST"] == "mailpit"
+
+
+def test_every_environment_variable_the_settings_read_is_documented() -> None:
+    settings_text = (ROOT / "config" / "settings.py").read_text()
+    read = set(re.findall(r'env_\w+\("([A-Z_]+)"', settings_text))
+    read |= set(re.findall(r'os\.environ\.get\("([A-Z_]+)"', settings_text))
+    documented = set(re.findall(r"^#? ?([A-Z][A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert read - documented == set()

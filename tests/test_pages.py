@@ -1,0 +1,88 @@
+from datetime import date
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from papers.models import Paper
+
+pytestmark = pytest.mark.django_db
+
+
+def add(title: str, listed_on: date, upvotes: int | None = None, **extra: object) -> Paper:
+    return Paper.objects.create(
+        title=title,
+        title_key=title.lower(),
+        listed_on=listed_on,
+        upvotes=upvotes,
+        source="hf-json",
+        **extra,
+    )
+
+
+def test_the_home_page_lists_the_latest_days_papers_best_first(client: Client) -> None:
+    add("Yesterday's hit", date(2026, 11, 22), upvotes=500)
+    add("Quiet paper", date(2026, 11, 23), upvotes=2)
+    add(
+        "Today's hit",
+        date(2026, 11, 23),
+        upvotes=90,
+        arxiv_id="2511.00001",
+        authors=["Ada Lovelace", "Alan Turing"],
+    )
+
+    page = client.get("/").content.decode()
+
+    assert "Yesterday&#x27;s hit" not in page
+    assert page.index("Today&#x27;s hit") < page.index("Quiet paper")
+    assert 'href="https://arxiv.org/abs/2511.00001"' in page
+    assert "Ada Lovelace, Alan Turing" in page
+    assert "▲ 90" in page
+
+
+def test_the_home_page_is_paginated(client: Client, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.PAPERS_PER_PAGE = 2
+    for n in range(5):
+        add(f"Paper number {n}", date(2026, 11, 23), upvotes=n)
+
+    first, last = client.get("/").content.decode(), client.get("/?page=3").content.decode()
+
+    assert "Paper number 4" in first and "Paper number 0" not in first
+    assert "Page 1 of 3" in first
+    assert "Paper number 0" in last
+    assert client.get("/?page=junk").status_code == 200
+
+
+def test_the_home_page_works_with_an_empty_catalogue(client: Client) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert b"No papers yet" in response.content
+
+
+def test_the_home_page_fits_a_phone(client: Client) -> None:
+    assert b'name="viewport" content="width=device-width' in client.get("/").content
+
+
+def test_healthz_reports_database_and_broker(client: Client) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+
+
+def test_healthz_is_503_when_the_broker_is_down(client: Client, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["broker"] == "down"
+
+
+def test_healthz_is_503_when_the_database_is_down(client: Client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from django.db.utils import OperationalError
+
+    def refuse() -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(connection, "cursor", refuse)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["database"] == "down"
