@@ -45,7 +45,7 @@ class PaperQuerySet(models.QuerySet["Paper"]):
         papers = list(self.annotate(upvotes_day_ago=Subquery(day_ago.values("upvotes")[:1])))
         for paper in papers:
             # No snapshot older than a day: every vote we know of came within the day.
-            gain = (paper.upvotes or 0) - (paper.upvotes_day_ago or 0)
+            gain = (paper.upvotes or 0) - (getattr(paper, "upvotes_day_ago", 0) or 0)
             paper.trending = trending_score(
                 paper.upvotes, paper.comments, gain, paper.age_hours(now)
             )

@@ -1,6 +1,32 @@
-"""Scores for papers. Pure functions: numbers and text in, scores out; no models, no database."""
+"""Scores for papers. Pure: numbers and text in, scores and reasons out; no models, no database.
+
+Two scores live here:
+
+- ``trending_score``: how much a paper is trending now, from its votes and age.
+- relevance: how close a paper is to a subscriber's interests, in a TF-IDF vector space fitted
+  on the whole catalogue (``fit_model``). A subscriber's interests (keywords, topics, liked and
+  disliked papers) make one profile vector (``profile_matrix``); ``rank_chunk`` scores a whole
+  chunk of subscribers against the candidates with sparse matrix products, never a loop over
+  papers per subscriber, and picks each digest; ``rank_catalogue`` ranks everything for one.
+
+The vector space: words are lower-cased and a plural "s" is folded ("models" = "model"); stop
+words are dropped; the features are single words and pairs of adjacent words within a clause,
+so a two-word keyword such as "diffusion models" is matched as a phrase. Titles count twice.
+Reasons and excluded keywords use literal phrase search: whole words, any case, plural folded.
+"""
 
 from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from itertools import chain
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
 GRAVITY = 1.5
 GROWTH_WEIGHT = 1.0
@@ -22,3 +48,718 @@ def trending_score(
     """
     votes = (upvotes or 0) + COMMENT_WEIGHT * (comments or 0) + GROWTH_WEIGHT * (day_gain or 0)
     return (1.0 + votes) / (max(age_hours, 0.0) + 2.0) ** GRAVITY
+
+
+# --- Relevance -----------------------------------------------------------------------------------
+
+FLOOR = 0.05  # cosine below which a paper is unrelated, however empty the digest
+DIVERSITY = 0.4  # 0 ranks by score alone; higher trades score for papers unlike those picked
+POOL = 3  # maximal marginal relevance chooses among the best POOL * size papers
+
+KEYWORD_WEIGHT = 1.0
+PHRASE_WORD_WEIGHT = 0.35  # a phrase's single words, relative to its word pairs
+TOPIC_WEIGHT = 0.6
+TOPIC_NAME_SHARE = 0.5  # of a topic's vector; the description gives the rest
+LIKED_WEIGHT = 0.8
+DISLIKED_WEIGHT = 0.6
+# A topic's or a liked paper's vector keeps its strongest terms only (Rocchio's term
+# selection): its distinctive words, not every word its description happens to use.
+COMPONENT_TERMS = 40
+TITLE_REPEATS = 2
+LARGE_CATALOGUE = 500  # from this size on, word pairs seen in a single paper are dropped
+# Terms in more than this share of the papers say little about a paper and are the longest
+# posting lists of the products; dropped once the catalogue has COMMON_FROM papers.
+COMMON_SHARE = 0.5
+COMMON_FROM = 20
+LOOKUP_LIMIT = 1 << 24  # paper keys below this are found through a table, others by search
+
+WORD = re.compile(r"\w+")
+# Phrases do not run across clause punctuation: "images, videos" is not "images videos".
+CLAUSE = re.compile(r"[,;:!?()\[\]{}&|\"]|\.(?:\s|$)|\n")
+# sklearn's list is for general English; these words carry meaning in machine learning
+# ("few-shot", "next-token", "one-step", "out-of-distribution", "bottom-up", "system").
+# fmt: off
+KEPT_WORDS = frozenset({
+    "back", "bottom", "call", "detail", "down", "empty", "few", "fill", "fire", "first", "five",
+    "four", "front", "full", "interest", "last", "many", "move", "name", "next", "off", "one",
+    "out", "over", "part", "side", "six", "system", "ten", "three", "top", "two", "under", "up",
+})
+# fmt: on
+STOP_WORDS = ENGLISH_STOP_WORDS - KEPT_WORDS
+
+
+def fold(word: str) -> str:
+    """A crude plural folding, applied the same way to papers and interests."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def words(text: str) -> list[str]:
+    return [fold(w) for w in WORD.findall(text.lower())]
+
+
+def features(text: str) -> list[str]:
+    """The terms of a text: words that are not stop words, and pairs of adjacent ones.
+
+    A pair never bridges a stop word or clause punctuation, so "diffusion and models" is not
+    the phrase "diffusion models".
+    """
+    terms: list[str] = []
+    for clause in CLAUSE.split(text):
+        previous = ""
+        for word in words(clause):
+            if len(word) < 2 or word in STOP_WORDS:
+                previous = ""
+                continue
+            terms.append(word)
+            if previous:
+                terms.append(f"{previous} {word}")
+            previous = word
+    return terms
+
+
+def phrase_text(text: str) -> str:
+    """Text prepared for whole-word phrase search: ``" word word | word "``."""
+    clauses = (" ".join(words(c)) for c in CLAUSE.split(text))
+    return " " + " | ".join(c for c in clauses if c) + " "
+
+
+def needle(phrase: str) -> str:
+    """What ``phrase_text`` must contain for a paper to contain ``phrase``; "" when nothing."""
+    found = words(phrase)
+    return f" {' '.join(found)} " if found else ""
+
+
+@dataclass
+class PaperText:
+    """What the ranking knows of a paper. ``trending`` is ``trending_score`` of the paper now."""
+
+    key: int
+    title: str
+    abstract: str = ""
+    ai_summary: str = ""
+    ai_keywords: list[str] = field(default_factory=list)
+    upvotes: int | None = None
+    day_gain: int | None = None
+    trending: float = 0.0
+
+    def segments(self) -> list[str]:
+        return [self.title, self.abstract, self.ai_summary, *self.ai_keywords]
+
+    def document(self) -> str:
+        return "\n".join([self.title] * TITLE_REPEATS + self.segments()[1:])
+
+    @property
+    def fingerprint(self) -> tuple[int, int, int]:
+        # Cheap enough for every candidate of every chunk; catches a paper whose text changed.
+        return (len(self.title), len(self.abstract), len(self.ai_summary))
+
+
+@dataclass
+class Interests:
+    """One subscriber's interests, as the ranking needs them."""
+
+    topics: list[tuple[str, str]] = field(default_factory=list)  # (name, description)
+    keywords: list[str] = field(default_factory=list)  # words or phrases
+    liked: list[PaperText] = field(default_factory=list)
+    disliked: list[PaperText] = field(default_factory=list)
+    excluded_keywords: list[str] = field(default_factory=list)
+    trending_weight: float = 0.2  # 0 = pure relevance, 1 = pure trending
+    size: int = 10
+    seen: frozenset[int] = frozenset()  # paper keys never to pick again
+
+
+@dataclass
+class Pick:
+    key: int
+    score: float  # what the paper was ranked by
+    relevance: float  # cosine similarity between the paper and the subscriber's profile
+    reason: str
+
+
+Vector = tuple[np.ndarray, np.ndarray]  # (feature indices, weights)
+
+
+def _given(terms: list[str]) -> list[str]:
+    # The vectorizer receives terms already analysed by ``features``; a module-level function
+    # (not a lambda) keeps the model picklable.
+    return terms
+
+
+def _unit(cols: np.ndarray, vals: np.ndarray, keep: int | None = None) -> Vector:
+    """The vector scaled to length 1, first cut to its ``keep`` strongest terms."""
+    if keep is not None and len(vals) > keep:
+        strongest = np.argpartition(-np.abs(vals), keep - 1)[:keep]
+        cols, vals = cols[strongest], vals[strongest]
+    norm = float(np.linalg.norm(vals))
+    return cols.astype(np.int32), (vals / norm if norm else vals).astype(np.float32)
+
+
+class Model:
+    """A TF-IDF vector space fitted on the catalogue, with every paper's vector.
+
+    Picklable (its caches are dropped); fit it when the catalogue changes and reuse it for
+    every chunk. Papers are recognised by key: a paper whose key and text lengths match a
+    fitted paper reuses its vector, any other is vectorised on the fly.
+    """
+
+    def __init__(self, vectorizer: TfidfVectorizer, papers: Sequence[PaperText], matrix: Any):
+        self.vectorizer = vectorizer
+        self.matrix: sp.csr_matrix = matrix
+        self.rows = {p.key: row for row, p in enumerate(papers)}
+        self.fingerprints = [p.fingerprint for p in papers]
+        self._reset_caches()
+
+    def _reset_caches(self) -> None:
+        self.vocabulary: dict[str, int] = self.vectorizer.vocabulary_
+        self.idf: np.ndarray = self.vectorizer.idf_.astype(np.float32)
+        self._phrases: dict[str, Vector] = {}
+        self._topics: dict[tuple[str, str], Vector] = {}
+        self._papers: dict[tuple[int, tuple[int, int, int]], Vector] = {}
+        self._needles: dict[str, str] = {}
+        self._candidates: tuple[tuple[int, ...], Candidates] | None = None
+
+    def __getstate__(self) -> dict[str, object]:
+        return {k: self.__dict__[k] for k in ("vectorizer", "matrix", "rows", "fingerprints")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset_caches()
+
+    @property
+    def n_features(self) -> int:
+        return len(self.vocabulary)
+
+    def vectors(self, papers: Sequence[PaperText]) -> sp.csr_matrix:
+        """One L2-normalised row per paper."""
+        rows = [self.rows.get(p.key, -1) for p in papers]
+        fresh = [
+            i
+            for i, (p, row) in enumerate(zip(papers, rows, strict=True))
+            if row < 0 or self.fingerprints[row] != p.fingerprint
+        ]
+        if not fresh:
+            return self.matrix[rows]
+        stale = set(fresh)
+        known = [i for i in range(len(papers)) if i not in stale]
+        computed = self.vectorizer.transform([features(papers[i].document()) for i in fresh])
+        stacked = sp.vstack([self.matrix[[rows[i] for i in known]], computed], format="csr")
+        return sp.csr_matrix(stacked[np.argsort(known + fresh)], dtype=np.float32)
+
+    def phrase_vector(self, phrase: str) -> Vector:
+        """A keyword's unit vector: its word pairs weigh most, its single words less."""
+        if phrase not in self._phrases:
+            weights: dict[int, float] = {}
+            for clause in CLAUSE.split(phrase):
+                terms = features(clause)
+                single = len(terms) == 1
+                for term in terms:
+                    col = self.vocabulary.get(term)
+                    if col is not None:
+                        share = 1.0 if single or " " in term else PHRASE_WORD_WEIGHT
+                        weights[col] = max(weights.get(col, 0.0), share * float(self.idf[col]))
+            self._phrases[phrase] = _unit(
+                np.fromiter(weights.keys(), dtype=np.int32, count=len(weights)),
+                np.fromiter(weights.values(), dtype=np.float32, count=len(weights)),
+            )
+        return self._phrases[phrase]
+
+    def topic_vector(self, topic: tuple[str, str]) -> Vector:
+        """A topic's unit vector: its name read as a keyword, plus its description's terms."""
+        if topic not in self._topics:
+            name, description = topic
+            described = self.vectorizer.transform([features(description)])
+            named = self.phrase_vector(name)
+            cols = np.concatenate([named[0], described.indices])
+            vals = np.concatenate(
+                [named[1] * TOPIC_NAME_SHARE, described.data * (1 - TOPIC_NAME_SHARE)]
+            )
+            merged = sp.csr_matrix((vals, cols, [0, len(cols)]), shape=(1, self.n_features))
+            merged.sum_duplicates()
+            self._topics[topic] = _unit(merged.indices, merged.data, COMPONENT_TERMS)
+        return self._topics[topic]
+
+    def paper_vector(self, paper: PaperText) -> Vector:
+        """A paper's unit vector cut to its strongest terms, as a liked paper in a profile."""
+        key = (paper.key, paper.fingerprint)
+        if key not in self._papers:
+            row = self.vectors([paper])
+            self._papers[key] = _unit(row.indices, row.data, COMPONENT_TERMS)
+        return self._papers[key]
+
+    def needle(self, phrase: str) -> str:
+        if phrase not in self._needles:
+            self._needles[phrase] = needle(phrase)
+        return self._needles[phrase]
+
+    def candidates(self, papers: Sequence[PaperText]) -> Candidates:
+        """The candidates prepared for ranking, kept while the same papers come again.
+
+        A round of digests ranks every chunk against the same candidates: their vectors,
+        similarities and phrase index are built once, not once per chunk.
+        """
+        token = tuple(chain.from_iterable((p.key, *p.fingerprint) for p in papers))
+        cached = self._candidates
+        if cached is not None and cached[0] == token:
+            return cached[1]
+        prepared = Candidates(papers, self.vectors(papers))
+        self._candidates = (token, prepared)
+        return prepared
+
+
+def fit_model(papers: Sequence[PaperText]) -> Model:
+    """Fit the vector space on the whole catalogue (works from a single paper up)."""
+    analysed = [features(p.document()) for p in papers]
+    df: dict[str, int] = {}
+    for terms in analysed:
+        for term in set(terms):
+            df[term] = df.get(term, 0) + 1
+    pair_min_df = 2 if len(papers) >= LARGE_CATALOGUE else 1
+    max_df = COMMON_SHARE * len(papers) if len(papers) >= COMMON_FROM else len(papers)
+    vocabulary = sorted(
+        t for t, n in df.items() if n <= max_df and (n >= pair_min_df or " " not in t)
+    )
+    vectorizer = TfidfVectorizer(
+        analyzer=_given,
+        vocabulary=vocabulary or ["paper"],  # an empty catalogue still makes a (blind) model
+        sublinear_tf=True,
+        dtype=np.float32,
+    )
+    matrix = vectorizer.fit_transform(analysed or [[]])[: len(analysed)]
+    return Model(vectorizer, papers, sp.csr_matrix(matrix, dtype=np.float32))
+
+
+class Candidates:
+    """Candidate papers prepared once for many chunks of subscribers."""
+
+    def __init__(self, papers: Sequence[PaperText], vectors: sp.csr_matrix) -> None:
+        self.papers = list(papers)
+        self.vectors = vectors
+        self.vectors_t = vectors.T.tocsr()
+        keys = np.fromiter((p.key for p in papers), dtype=np.int64, count=len(papers))
+        # Keys are database ids: a table indexed by key finds a chunk's seen papers fastest.
+        small = not len(keys) or (keys.min() >= 0 and keys.max() < LOOKUP_LIMIT)
+        self.lookup = np.full(int(keys.max()) + 1 if len(keys) and small else 0, -1, np.int32)
+        if small:
+            self.lookup[keys] = np.arange(len(keys))
+        self.order = np.argsort(keys, kind="stable")
+        self.sorted_keys = keys[self.order]
+        self.texts = [phrase_text("\n".join(p.segments())) for p in papers]
+        self.signals = [_signal(p) for p in papers]
+        self._joined = "\n".join(self.texts)
+        self._starts = np.cumsum([0] + [len(t) + 1 for t in self.texts]).tolist()
+        self._containing: dict[str, np.ndarray] = {}
+        self._similarity: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.papers)
+
+    def positions(self, keys: np.ndarray) -> np.ndarray:
+        """The candidate index of each key, -1 for keys that are not candidates."""
+        if len(self.lookup):
+            inside = (keys >= 0) & (keys < len(self.lookup))
+            found = np.full(len(keys), -1, dtype=np.int64)
+            found[inside] = self.lookup[keys[inside]]
+            return found
+        if not len(self.sorted_keys):
+            return np.full(len(keys), -1, dtype=np.int64)
+        at = np.searchsorted(self.sorted_keys, keys).clip(0, len(self.sorted_keys) - 1)
+        return np.where(self.sorted_keys[at] == keys, self.order[at], -1)
+
+    def containing(self, phrase: str) -> np.ndarray:
+        """Which candidates contain ``phrase`` (whole words, any case, plural folded)."""
+        if phrase not in self._containing:
+            found = np.zeros(len(self), dtype=bool)
+            target = needle(phrase)
+            start = 0
+            while target and (at := self._joined.find(target, start)) >= 0:
+                index = bisect.bisect_right(self._starts, at) - 1
+                found[index] = True
+                start = self._starts[index + 1]
+            self._containing[phrase] = found
+        return self._containing[phrase]
+
+    @property
+    def similarity(self) -> np.ndarray:
+        """Cosine similarity between every two candidates (dense: candidates are a window)."""
+        if self._similarity is None:
+            self._similarity = (self.vectors @ self.vectors_t).toarray().astype(np.float32)
+        return self._similarity
+
+
+class _Components:
+    """The distinct keyword, topic and paper vectors of a chunk, to stack as one matrix."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.index: dict[object, int] = {}
+        self.vectors: list[Vector] = []
+
+    def _at(self, ident: object, vector: Callable[[], Vector]) -> int:
+        at = self.index.get(ident)
+        if at is None:
+            at = self.index[ident] = len(self.vectors)
+            self.vectors.append(vector())
+        return at
+
+    def keyword(self, phrase: str) -> int:
+        return self._at(("keyword", phrase), lambda: self.model.phrase_vector(phrase))
+
+    def topic(self, topic: tuple[str, str]) -> int:
+        topic = (topic[0], topic[1])  # a list from JSON would not be hashable
+        return self._at(("topic", topic), lambda: self.model.topic_vector(topic))
+
+    def paper(self, paper: PaperText) -> int:
+        return self._at(("paper", paper.key), lambda: self.model.paper_vector(paper))
+
+    def matrix(self) -> sp.csr_matrix:
+        lengths = [len(cols) for cols, _ in self.vectors]
+        indptr = np.concatenate([[0], np.cumsum(lengths)]) if lengths else np.zeros(1, np.int64)
+        return sp.csr_matrix(
+            (
+                np.concatenate([v for _, v in self.vectors] or [np.zeros(0, np.float32)]),
+                np.concatenate([c for c, _ in self.vectors] or [np.zeros(0, np.int32)]),
+                indptr,
+            ),
+            shape=(len(self.vectors), self.model.n_features),
+        )
+
+
+Labelled = list[list[tuple[str, int]]]  # per subscriber: (topic name or title, component)
+
+
+@dataclass
+class _Profiles:
+    """A chunk's profiles, factored: profile i = sum over c of weights[i, c] * components[c]."""
+
+    weights: sp.csr_matrix  # (subscribers, components)
+    components: sp.csr_matrix  # (components, features): distinct keyword, topic, paper vectors
+    topic_rows: Labelled
+    liked_rows: Labelled
+
+
+def _profiles(model: Model, interests_list: Sequence[Interests]) -> _Profiles:
+    parts = _Components(model)
+    rows: list[int] = []
+    comps: list[int] = []
+    weights: list[float] = []
+    topic_rows: Labelled = []
+    liked_rows: Labelled = []
+
+    def add(row: int, comp: int, weight: float) -> int:
+        rows.append(row)
+        comps.append(comp)
+        weights.append(weight)
+        return comp
+
+    for row, interests in enumerate(interests_list):
+        for keyword in interests.keywords:
+            add(row, parts.keyword(keyword), KEYWORD_WEIGHT)
+        topic_rows.append(
+            [(t[0], add(row, parts.topic(t), TOPIC_WEIGHT)) for t in interests.topics]
+        )
+        share = LIKED_WEIGHT / max(len(interests.liked), 1)
+        liked_rows.append([(p.title, add(row, parts.paper(p), share)) for p in interests.liked])
+        for paper in interests.disliked:
+            add(row, parts.paper(paper), -DISLIKED_WEIGHT / len(interests.disliked))
+    combination = sp.csr_matrix(
+        (np.array(weights, dtype=np.float32), (rows, comps)),
+        shape=(len(interests_list), len(parts.vectors)),
+    )
+    return _Profiles(combination, parts.matrix(), topic_rows, liked_rows)
+
+
+def profile_matrix(model: Model, interests_list: Sequence[Interests]) -> sp.csr_matrix:
+    """One L2-normalised profile row per subscriber (Rocchio style).
+
+    Keywords weigh most (a phrase through its word pairs), then topics (name and
+    description); liked papers' vectors are added, disliked papers' subtracted. Topic and
+    paper vectors keep their ``COMPONENT_TERMS`` strongest terms.
+    """
+    profiles = _profiles(model, interests_list)
+    matrix = sp.csr_matrix(profiles.weights @ profiles.components, dtype=np.float32)
+    row_of = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    norms = np.sqrt(np.bincount(row_of, matrix.data**2, minlength=matrix.shape[0]))
+    norms[norms == 0] = 1.0
+    matrix.data /= norms[row_of].astype(np.float32)
+    return matrix
+
+
+@dataclass
+class _Scored:
+    """Relevance of a chunk of subscribers to the candidates, and what explains it."""
+
+    candidates: Candidates
+    relevance: np.ndarray  # (subscribers, candidates): cosine to the profile
+    allowed: np.ndarray  # (subscribers, candidates): not seen, not excluded, above the floor
+    component_sims: np.ndarray  # (components, candidates): cosine to each keyword/topic/paper
+    topic_rows: Labelled
+    liked_rows: Labelled
+
+
+def _score(
+    model: Model, papers: Sequence[PaperText], interests_list: Sequence[Interests], floor: float
+) -> _Scored:
+    """Cosine of every profile with every candidate, for the whole chunk at once.
+
+    A profile is a weighted sum of components, so its cosine with a paper is the same
+    weighted sum of the components' cosines, over the profile's length:
+
+        relevance = (weights @ (components @ candidates.T)) / |weights @ components|
+
+    The distinct components of a chunk (a topic or a popular keyword is shared by many
+    subscribers) meet the candidates in one sparse product; the subscribers' weights then
+    combine those rows in a second, small one. Neither loops over subscribers or papers.
+    """
+    candidates = model.candidates(papers)
+    profiles = _profiles(model, interests_list)
+    weights, components = profiles.weights, profiles.components
+    component_sims = (components @ candidates.vectors_t).toarray()
+    gram = components @ components.T
+    lengths = np.asarray((weights @ gram).multiply(weights).sum(axis=1)).ravel()
+    lengths = np.sqrt(np.maximum(lengths, 0.0))
+    lengths[lengths == 0] = 1.0
+    relevance = np.asarray(weights @ component_sims) / lengths[:, None].astype(np.float32)
+
+    allowed = relevance >= floor
+    counts = [len(i.seen) + len(i.liked) + len(i.disliked) for i in interests_list]
+    never = chain.from_iterable(
+        chain(i.seen, (p.key for p in chain(i.liked, i.disliked))) for i in interests_list
+    )
+    keys = np.fromiter(never, dtype=np.int64, count=sum(counts))
+    owner = np.repeat(np.arange(len(interests_list)), counts)
+    at = candidates.positions(keys)
+    allowed[owner[at >= 0], at[at >= 0]] = False
+    for row, interests in enumerate(interests_list):
+        for phrase in interests.excluded_keywords:
+            allowed[row] &= ~candidates.containing(phrase)
+    return _Scored(
+        candidates,
+        relevance,
+        allowed,
+        component_sims,
+        profiles.topic_rows,
+        profiles.liked_rows,
+    )
+
+
+def _trend(papers: Sequence[PaperText]) -> np.ndarray:
+    """Trending min-max normalised to [0, 1] over the candidates.
+
+    On a log scale: votes are heavy-tailed, and linearly one viral paper would flatten every
+    other paper's trending to zero.
+    """
+    raw = np.fromiter((p.trending for p in papers), dtype=np.float64, count=len(papers))
+    logged = np.log(np.maximum(raw, 1e-9))
+    low, high = (logged.min(), logged.max()) if len(logged) else (0.0, 0.0)
+    if high - low < 1e-12:
+        return np.zeros(len(papers), dtype=np.float32)
+    return ((logged - low) / (high - low)).astype(np.float32)
+
+
+def rank_chunk(
+    model: Model,
+    candidates: Sequence[PaperText],
+    interests_list: Sequence[Interests],
+    floor: float = FLOOR,
+    diversity: float = DIVERSITY,
+) -> list[list[Pick]]:
+    """Pick each subscriber's next digest among ``candidates``: one list of picks each.
+
+    A paper is never picked when its key is in ``seen``, it was liked or disliked, it contains
+    an excluded keyword, or its relevance is below ``floor`` (a digest may come out short or
+    empty rather than carry unrelated papers). The others are scored
+
+        score = (1 - trending_weight) * relevance / best relevance + trending_weight * trend
+
+    (``trend``: trending min-max normalised over the candidates) and picked by maximal
+    marginal relevance among the best ``POOL * size``: each next pick maximises
+    ``(1 - diversity) * score - diversity * (cosine to the closest paper already picked)``.
+    """
+    if not interests_list:
+        return []
+    if not candidates:
+        return [[] for _ in interests_list]
+    scored = _score(model, candidates, interests_list, floor)
+    relevance, allowed = scored.relevance, scored.allowed
+    best = np.where(allowed, relevance, 0).max(axis=1, keepdims=True)
+    best[best <= 0] = 1.0
+    weight = np.array([[i.trending_weight] for i in interests_list], dtype=np.float32)
+    weight = weight.clip(0.0, 1.0)
+    trend = _trend(candidates)
+    score = (1 - weight) * (relevance / best) + weight * trend
+    score[~allowed] = -np.inf
+    sizes = np.array([max(i.size, 0) for i in interests_list], dtype=np.int64)
+    similarity = scored.candidates.similarity if diversity > 0 else None
+    chosen = _select(score, sizes, similarity, diversity)
+    safe = chosen.clip(min=0)
+    picked_trend = weight * trend[safe]
+    trend_led = picked_trend > (1 - weight) * np.take_along_axis(relevance / best, safe, axis=1)
+    return _picks(model, scored, chosen, score, trend_led, interests_list)
+
+
+def _select(
+    score: np.ndarray, sizes: np.ndarray, similarity: np.ndarray | None, diversity: float
+) -> np.ndarray:
+    """Candidate indices picked per row, best first, -1 where nothing is left.
+
+    Vectorised over the chunk: the greedy loop runs ``max(sizes)`` steps of array work,
+    whatever the number of subscribers.
+    """
+    n_subs, n = score.shape
+    width = min(int(sizes.max()) if len(sizes) else 0, n)
+    if width == 0:
+        return np.full((n_subs, 0), -1, dtype=np.int64)
+    pool = min(n, POOL * width) if similarity is not None else min(n, width)
+    if pool < n:
+        top = np.argpartition(-score, pool - 1, axis=1)[:, :pool]
+    else:
+        top = np.broadcast_to(np.arange(n), (n_subs, n))
+    top_scores = np.take_along_axis(score, top, axis=1)
+    order = np.argsort(-top_scores, axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)
+    top_scores = np.take_along_axis(top_scores, order, axis=1)
+    available = np.isfinite(top_scores)
+    if similarity is None:
+        picked = np.where(available[:, :width], top[:, :width], -1)
+        return np.where(np.arange(width) < sizes[:, None], picked, -1)
+
+    value = np.where(available, top_scores, 0.0) * (1 - diversity)
+    redundancy = np.zeros_like(value)
+    rows = np.arange(n_subs)
+    chosen = np.full((n_subs, width), -1, dtype=np.int64)
+    for step in range(width):
+        marginal = np.where(available, value - diversity * redundancy, -np.inf)
+        best = marginal.argmax(axis=1)
+        ok = available[rows, best] & (step < sizes)
+        picked = top[rows, best]
+        chosen[ok, step] = picked[ok]
+        available[rows[ok], best[ok]] = False
+        redundancy = np.maximum(redundancy, similarity[picked[:, None], top])
+    return chosen
+
+
+def _closest(
+    component_sims: np.ndarray, labelled: Labelled, picked: np.ndarray
+) -> tuple[list[list[str]], list[list[float]]]:
+    """For each subscriber and pick, the label (topic or liked paper) whose own vector is most
+    similar to the pick, and that similarity; "" and 0 when there is none."""
+    width = max((len(labels) for labels in labelled), default=0)
+    if width == 0:
+        nothing = [[""] * picked.shape[1] for _ in labelled]
+        return nothing, [[0.0] * picked.shape[1] for _ in labelled]
+    table = np.full((len(labelled), width), -1, dtype=np.int64)
+    for row, labels in enumerate(labelled):
+        table[row, : len(labels)] = [q for _, q in labels]
+    sims = component_sims[table.clip(min=0)[:, :, None], picked[:, None, :]]
+    sims[table < 0] = -np.inf
+    best = sims.argmax(axis=1).tolist()
+    top = np.maximum(sims.max(axis=1), 0.0).tolist()
+    names = [
+        [labels[b][0] if labels else "" for b in bests]
+        for labels, bests in zip(labelled, best, strict=True)
+    ]
+    return names, top
+
+
+def _picks(
+    model: Model,
+    scored: _Scored,
+    chosen: np.ndarray,
+    score: np.ndarray,
+    trend_led: np.ndarray,
+    interests_list: Sequence[Interests],
+) -> list[list[Pick]]:
+    """The picks with their scores and reasons; the per-subscriber work is only this."""
+    safe = chosen.clip(min=0)
+    scores = np.take_along_axis(score, safe, axis=1).tolist()
+    relevance = np.take_along_axis(scored.relevance, safe, axis=1).tolist()
+    trending = trend_led.tolist()
+    topics, topic_sims = _closest(scored.component_sims, scored.topic_rows, safe)
+    liked, liked_sims = _closest(scored.component_sims, scored.liked_rows, safe)
+    candidates = scored.candidates
+    digests = []
+    for row, (interests, indices) in enumerate(zip(interests_list, chosen.tolist(), strict=True)):
+        needles = [(k, n) for k in interests.keywords if (n := model.needle(k))]
+        picks = []
+        for j, index in enumerate(indices):
+            if index < 0:
+                break
+            text = candidates.texts[index]
+            matched = [k for k, n in needles if n in text]
+            if len(matched) > 1:
+                why = f"matches your keywords '{matched[0]}' and '{matched[1]}'"
+            elif matched:
+                why = f"matches your keyword '{matched[0]}'"
+            elif liked_sims[row][j] > max(topic_sims[row][j], 0):
+                why = f"like '{_shorten(liked[row][j])}' you liked"
+            elif topic_sims[row][j] > 0:
+                why = f"in your topic '{topics[row][j]}'"
+            elif interests.keywords:
+                why = f"close to your keyword '{_nearest_keyword(interests.keywords, text)}'"
+            else:
+                why = ""
+            signal = candidates.signals[index]
+            if trending[row][j]:
+                signal = f"trending, {signal}" if signal else "trending"
+            picks.append(
+                Pick(
+                    key=candidates.papers[index].key,
+                    score=scores[row][j],
+                    relevance=relevance[row][j],
+                    reason=f"{why} · {signal}" if why and signal else why or signal,
+                )
+            )
+        digests.append(picks)
+    return digests
+
+
+def _nearest_keyword(keywords: Sequence[str], text: str) -> str:
+    """The keyword with most of its words in the paper, for a paper matching none whole."""
+    return max(keywords, key=lambda k: sum(f" {w} " in text for w in words(k)))
+
+
+def _signal(paper: PaperText) -> str:
+    """The paper's votes in words: "212 upvotes, +40 today"."""
+    parts = []
+    if paper.upvotes:
+        parts.append(f"{paper.upvotes} upvote" + ("s" if paper.upvotes != 1 else ""))
+    if paper.day_gain and paper.day_gain != paper.upvotes:
+        parts.append(f"+{paper.day_gain} today")
+    return ", ".join(parts)
+
+
+def _shorten(title: str, width: int = 60) -> str:
+    return title if len(title) <= width else title[: width - 1].rstrip() + "…"
+
+
+def rank_catalogue(
+    model: Model,
+    papers: Sequence[PaperText],
+    interests: Interests,
+    floor: float = FLOOR,
+    limit: int | None = None,
+) -> list[Pick]:
+    """Every paper at or above ``floor`` (at most ``limit``), best first, by relevance alone.
+
+    The relevance digests use, without trending, diversity, ``size`` or ``seen``; a pick's
+    ``score`` is its relevance.
+    """
+    plain = Interests(
+        topics=interests.topics,
+        keywords=interests.keywords,
+        liked=interests.liked,
+        disliked=interests.disliked,
+        excluded_keywords=interests.excluded_keywords,
+    )
+    if not papers:
+        return []
+    scored = _score(model, papers, [plain], floor)
+    relevance = np.where(scored.allowed, scored.relevance, -np.inf)
+    ranked = np.argsort(-relevance[0], kind="stable")[: int(scored.allowed.sum())][:limit]
+    chosen = ranked[None, :]
+    no_trend = np.zeros(chosen.shape, dtype=bool)
+    return _picks(model, scored, chosen, relevance, no_trend, [plain])[0]

@@ -39,7 +39,7 @@ def records_from_items(items: list[Any], listing_date: date | None) -> Parsed:
         except ValueError as exc:
             label = ""
             if isinstance(item, dict):
-                paper = item.get("paper") if isinstance(item.get("paper"), dict) else {}
+                paper = item["paper"] if isinstance(item.get("paper"), dict) else {}
                 label = clean_text(paper.get("id") or paper.get("title") or item.get("title"))
             parsed.invalid.append(InvalidItem(position, str(exc), label))
         else:

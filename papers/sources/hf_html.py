@@ -14,7 +14,7 @@ PAPER_LINK = re.compile(r"^/papers/(\d{4}\.\d{4,5})(?:v\d+)?/?$")
 
 def parse(data: str, listing_date: date | None = None) -> Parsed:
     soup = BeautifulSoup(data, "html.parser")
-    element = soup.find(attrs={"data-target": "DailyPapers"})
+    element = soup.find(None, {"data-target": "DailyPapers"})
     problem = "no data-props element"
     if element is not None:
         try:

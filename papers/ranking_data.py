@@ -1,0 +1,30 @@
+"""Papers as the ranking sees them. ``papers.ranking`` stays free of models; this bridges."""
+
+from datetime import datetime
+
+from papers.models import Paper
+from papers.ranking import PaperText, trending_score
+
+
+def paper_text(paper: Paper, now: datetime) -> PaperText:
+    """A ``PaperText`` for ``paper``.
+
+    A paper from ``Paper.objects.trending()`` brings its trending score and a day-old
+    snapshot; any other gets its score computed here, without the day's gain.
+    """
+    day_gain = None
+    if paper.upvotes is not None and hasattr(paper, "upvotes_day_ago"):
+        day_gain = paper.upvotes - (paper.upvotes_day_ago or 0)
+    trending = getattr(paper, "trending", None)
+    if trending is None:
+        trending = trending_score(paper.upvotes, paper.comments, day_gain, paper.age_hours(now))
+    return PaperText(
+        key=paper.id,
+        title=paper.title,
+        abstract=paper.abstract,
+        ai_summary=paper.ai_summary,
+        ai_keywords=[str(k) for k in paper.ai_keywords or []],
+        upvotes=paper.upvotes,
+        day_gain=day_gain,
+        trending=float(trending),
+    )

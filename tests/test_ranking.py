@@ -1,0 +1,309 @@
+"""The ranking on small catalogues built here: pure functions, no database."""
+
+import pickle
+import random
+
+import numpy as np
+import pytest
+
+from papers.ranking import (
+    Interests,
+    PaperText,
+    Pick,
+    fit_model,
+    profile_matrix,
+    rank_catalogue,
+    rank_chunk,
+)
+
+DIFFUSION = PaperText(
+    1,
+    "Faster sampling for image generation",
+    "We speed up sampling of diffusion models for image generation.",
+)
+APART = PaperText(
+    2,
+    "Diffusion in porous media: models and measurements",
+    "Diffusion of heat through porous media is described by models that track diffusion at "
+    "each scale. These models predict diffusion in soils, and models fit measured diffusion.",
+)
+GRAPHS = PaperText(
+    3,
+    "Message passing for molecules",
+    "Graph neural networks predict molecular properties by message passing over atoms.",
+)
+
+
+def keys(picks: list[Pick]) -> list[int]:
+    return [p.key for p in picks]
+
+
+def only(interests: Interests, papers: list[PaperText], **options: float) -> list[Pick]:
+    """Rank one subscriber's digest among ``papers`` (the model fitted on the same papers)."""
+    return rank_chunk(fit_model(papers), papers, [interests], **options)[0]
+
+
+def relevance_only(**fields: object) -> Interests:
+    return Interests(trending_weight=0.0, **fields)  # type: ignore[arg-type]
+
+
+def test_a_phrase_keyword_prefers_the_paper_with_the_exact_phrase() -> None:
+    papers = [DIFFUSION, APART, GRAPHS]
+    model = fit_model(papers)
+
+    as_phrase = rank_catalogue(model, papers, Interests(keywords=["diffusion models"]))
+    as_words = rank_catalogue(model, papers, Interests(keywords=["diffusion", "models"]))
+
+    assert keys(as_phrase)[0] == DIFFUSION.key
+    # The same words typed separately favour the paper that has them more often, apart.
+    assert keys(as_words)[0] == APART.key
+
+
+def test_excluded_keywords_remove_papers_whole_word_and_in_any_case() -> None:
+    survey = PaperText(4, "A Survey of Diffusion Models", "We review diffusion models.")
+    surveillance = PaperText(
+        5, "Diffusion models for video surveillance", "Diffusion models watch cameras."
+    )
+    papers = [DIFFUSION, survey, surveillance, GRAPHS]
+
+    kept = only(relevance_only(keywords=["diffusion models"]), papers)
+    excluded = only(
+        relevance_only(keywords=["diffusion models"], excluded_keywords=["survey"]), papers
+    )
+
+    assert survey.key in keys(kept)
+    assert survey.key not in keys(excluded)
+    assert {DIFFUSION.key, surveillance.key} <= set(keys(excluded))
+
+
+def graph_papers() -> tuple[PaperText, PaperText, PaperText]:
+    molecules = PaperText(
+        10,
+        "Predicting the toxicity of drug molecules",
+        "We predict the toxicity of drug molecules from their atoms and chemical bonds.",
+    )
+    drugs = PaperText(
+        11,
+        "Message passing graph neural networks for drug molecules",
+        "We predict drug toxicity of molecules with graph neural networks over atoms and "
+        "chemical bonds. Our graph neural networks pass messages along bonds.",
+    )
+    traffic = PaperText(
+        12,
+        "Traffic forecasting on city roads",
+        "We forecast traffic speed from road sensors across a city with graph neural networks.",
+    )
+    return molecules, drugs, traffic
+
+
+def test_disliked_papers_pull_similar_papers_down_for_that_subscriber_only() -> None:
+    molecules, drugs, traffic = graph_papers()
+    papers = [drugs, traffic]
+    model = fit_model([molecules, *papers])
+    plain = relevance_only(keywords=["graph neural networks"])
+    picky = relevance_only(keywords=["graph neural networks"], disliked=[molecules])
+
+    alone = rank_chunk(model, papers, [plain], diversity=0)[0]
+    together = rank_chunk(model, papers, [plain, picky], diversity=0)
+
+    assert keys(alone) == [drugs.key, traffic.key]
+    assert together[0] == alone
+    assert keys(together[1])[0] == traffic.key
+    assert drugs.key not in keys(together[1])[:1]
+
+
+def test_liked_papers_pull_similar_papers_up() -> None:
+    molecules, drugs, traffic = graph_papers()
+    roads = PaperText(13, "Forecasting road traffic", "Sensors on city roads record traffic speed.")
+    papers = [drugs, traffic]
+    model = fit_model([molecules, roads, *papers])
+
+    plain = rank_chunk(model, papers, [relevance_only(keywords=["graph neural networks"])])[0]
+    liking = relevance_only(keywords=["graph neural networks"], liked=[roads])
+    with_like = rank_chunk(model, papers, [liking])[0]
+
+    assert keys(plain)[0] == drugs.key
+    assert keys(with_like)[0] == traffic.key
+
+
+def test_the_floor_leaves_slots_empty_rather_than_fill_them_with_unrelated_papers() -> None:
+    unrelated = [
+        PaperText(20, "Speech recognition for low-resource languages", "Acoustic features."),
+        PaperText(21, "Protein folding at scale", "Predicting how proteins fold."),
+        PaperText(22, "Robot grasping from demonstrations", "Robots learn to grasp."),
+    ]
+    papers = [DIFFUSION, APART, *unrelated]
+    interests = relevance_only(keywords=["diffusion models"], size=5)
+
+    floored = only(interests, papers)
+    unfloored = only(interests, papers, floor=-1.0)
+
+    assert keys(floored) == [DIFFUSION.key, APART.key]
+    assert len(unfloored) == 5
+
+
+def near_duplicates() -> list[PaperText]:
+    abstract = (
+        "We distill diffusion models into one-step generators for fast image generation "
+        "with a distribution matching loss."
+    )
+    copies = [
+        PaperText(30 + n, f"One-step diffusion models by distribution matching {tag}", abstract)
+        for n, tag in enumerate(["", "(v2)", "revisited"])
+    ]
+    different = PaperText(
+        40,
+        "Diffusion models for protein design",
+        "Diffusion models generate protein backbones that fold into new structures.",
+    )
+    return [*copies, different]
+
+
+def test_diversity_keeps_a_digest_from_being_variants_of_one_paper() -> None:
+    papers = near_duplicates()
+    interests = relevance_only(keywords=["diffusion models", "image generation"], size=2)
+
+    diverse = only(interests, papers)
+    by_score = only(interests, papers, diversity=0)
+
+    assert len({k for k in keys(diverse) if k < 40}) == 1
+    assert 40 in keys(diverse)
+    assert all(k < 40 for k in keys(by_score))
+
+
+def test_it_never_picks_a_seen_paper_again() -> None:
+    papers = near_duplicates()
+    interests = relevance_only(keywords=["diffusion models"], size=4)
+    everything = only(interests, papers)
+    seen = frozenset(keys(everything)[:2])
+
+    again = only(relevance_only(keywords=["diffusion models"], size=4, seen=seen), papers)
+
+    assert len(everything) == 4
+    assert not seen & set(keys(again))
+    assert len(again) == 2
+
+
+def test_trending_weight_moves_a_highly_voted_paper_up() -> None:
+    exact = PaperText(
+        50,
+        "Diffusion models for image generation",
+        "Diffusion models generate images. We study diffusion models.",
+        trending=0.01,
+    )
+    voted = PaperText(
+        51,
+        "Scaling image generation",
+        "A large generator of images, with a diffusion models baseline.",
+        upvotes=400,
+        trending=3.0,
+    )
+    quiet = PaperText(52, "Protein structure", "Proteins fold.", trending=0.02)
+    papers = [exact, voted, quiet]
+
+    by_relevance = only(Interests(keywords=["diffusion models"], trending_weight=0.0), papers)
+    by_trend = only(Interests(keywords=["diffusion models"], trending_weight=0.8), papers)
+
+    assert keys(by_relevance)[0] == exact.key
+    assert keys(by_trend)[0] == voted.key
+
+
+def test_reasons_name_the_keyword_the_topic_the_liked_paper_and_the_votes() -> None:
+    voted = PaperText(
+        60,
+        "Scaling diffusion models",
+        "Diffusion models generate images from noise.",
+        upvotes=212,
+        day_gain=40,
+        trending=1.0,
+    )
+    detection = PaperText(
+        61,
+        "Real-time object detection",
+        "Object detection and semantic segmentation of images with vision transformers.",
+    )
+    papers = [voted, detection, *graph_papers()]
+    vision = (
+        "Computer vision",
+        "Image classification, object detection, semantic segmentation and depth estimation.",
+    )
+    molecules, drugs, _ = graph_papers()
+
+    by_keyword = only(Interests(keywords=["diffusion models"]), papers)[0]
+    by_topic = only(Interests(topics=[vision]), papers)[0]
+    by_like = only(Interests(liked=[molecules]), papers)[0]
+
+    assert by_keyword.reason == "matches your keyword 'diffusion models' · 212 upvotes, +40 today"
+    assert (by_topic.key, by_topic.reason) == (detection.key, "in your topic 'Computer vision'")
+    assert by_like.key == drugs.key
+    assert by_like.reason == f"like '{molecules.title}' you liked"
+
+
+def test_a_chunk_of_300_subscribers_is_ranked_at_once_as_each_would_be_alone() -> None:
+    chooser = random.Random(7)
+    words = [f"{stem}{n}" for stem in ("graph", "diffusion", "robot", "speech") for n in range(8)]
+    papers = [
+        PaperText(
+            n,
+            " ".join(chooser.choices(words, k=4)),
+            " ".join(chooser.choices(words, k=12)),
+            upvotes=chooser.randint(0, 300),
+            trending=chooser.random(),
+        )
+        for n in range(1, 201)
+    ]
+    model = fit_model(papers)
+    chunk = [
+        Interests(
+            keywords=chooser.sample(words, 2),
+            liked=chooser.sample(papers, chooser.choice([0, 1])),
+            seen=frozenset(chooser.sample(range(1, 201), 20)),
+            trending_weight=chooser.choice([0.0, 0.2, 0.9]),
+            size=chooser.choice([3, 10]),
+        )
+        for _ in range(300)
+    ]
+
+    digests = rank_chunk(model, papers, chunk)
+    profiles = profile_matrix(model, chunk)
+
+    assert profiles.shape == (300, model.n_features)
+    norms = np.sqrt(np.asarray(profiles.multiply(profiles).sum(axis=1)).ravel())
+    assert np.allclose(norms, 1.0, atol=1e-5)
+    assert len(digests) == 300
+    for interests, picks in zip(chunk, digests, strict=True):
+        assert len(picks) <= interests.size
+        assert not interests.seen & set(keys(picks))
+    cosines = (profiles @ model.vectors(papers).T).toarray()
+    for n in chooser.sample(range(300), 12):
+        alone = rank_chunk(model, papers, [chunk[n]])[0]
+        assert keys(digests[n]) == keys(alone)
+        assert [p.reason for p in digests[n]] == [p.reason for p in alone]
+        for pick in digests[n]:
+            assert pick.relevance == pytest.approx(cosines[n, pick.key - 1], abs=1e-5)
+
+
+def test_a_pickled_model_ranks_the_same() -> None:
+    papers = [DIFFUSION, APART, GRAPHS]
+    model = fit_model(papers)
+    interests = [Interests(keywords=["diffusion models"]), Interests(keywords=["molecules"])]
+
+    copy = pickle.loads(pickle.dumps(model))
+
+    assert rank_chunk(copy, papers, interests) == rank_chunk(model, papers, interests)
+
+
+def test_papers_the_model_was_not_fitted_on_are_ranked_too() -> None:
+    model = fit_model([APART, GRAPHS])
+    newcomer = PaperText(99, "Diffusion models for audio", "Diffusion models generate audio.")
+
+    picks = rank_chunk(model, [APART, newcomer], [Interests(keywords=["diffusion models"])])
+
+    assert keys(picks[0])[0] == newcomer.key
+
+
+def test_nothing_to_rank_gives_empty_digests() -> None:
+    model = fit_model([])
+
+    assert rank_chunk(model, [], [Interests(keywords=["anything"])]) == [[]]
+    assert rank_chunk(model, [DIFFUSION], []) == []
