@@ -199,6 +199,24 @@ PAPERS_FETCH_BACKOFF = env_int("PAPERS_FETCH_BACKOFF_MS", 1000, minimum=0) / 100
 PAPERS_HF_API_URL = env_str("PAPERS_HF_API_URL", "https://huggingface.co/api/daily_papers")
 PAPERS_PER_PAGE = env_int("PAPERS_PER_PAGE", 20, minimum=1)
 
+# --- Newsletter ---------------------------------------------------------------------------------
+# The sender's postal address, shown in every email's footer (required by anti-spam laws).
+NEWSLETTER_POSTAL_ADDRESS = env_str(
+    "NEWSLETTER_POSTAL_ADDRESS", "Paperboy, 1 Example Street, Nowhere"
+)
+# Where replies go (empty: to the sender).
+NEWSLETTER_REPLY_TO = env_str("NEWSLETTER_REPLY_TO", "")
+# Days a confirmation link works; days after which unconfirmed signups are deleted.
+NEWSLETTER_CONFIRM_DAYS = env_int("NEWSLETTER_CONFIRM_DAYS", 7, minimum=1)
+NEWSLETTER_PURGE_PENDING_AFTER_DAYS = env_int("NEWSLETTER_PURGE_PENDING_AFTER_DAYS", 7, minimum=1)
+# Signup attempts allowed per IP per 10 minutes, and per address per hour.
+NEWSLETTER_SIGNUPS_PER_IP = env_int("NEWSLETTER_SIGNUPS_PER_IP", 5, minimum=1)
+NEWSLETTER_SIGNUPS_PER_ADDRESS = env_int("NEWSLETTER_SIGNUPS_PER_ADDRESS", 3, minimum=1)
+CELERY_BEAT_SCHEDULE["purge-unconfirmed-signups"] = {
+    "task": "newsletter.tasks.purge_unconfirmed",
+    "schedule": 6 * 3600.0,
+}
+
 # --- Digests ----------------------------------------------------------------------------------
 # Seconds between dispatch rounds (beat claims due subscribers and queues chunks).
 DIGEST_DISPATCH_EVERY = env_int("DIGEST_DISPATCH_EVERY", 300, minimum=10)

@@ -6,5 +6,5 @@ from config import views
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
-    path("", include("papers.urls")),
+    path("", include("newsletter.urls")),
 ]

@@ -1,8 +1,7 @@
 from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import Max
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import HttpRequest
 
 from papers.models import Paper
 
@@ -15,7 +14,3 @@ def latest_trending_page(request: HttpRequest) -> dict[str, object]:
         request.GET.get("page")
     )
     return {"listing_day": latest, "page": page}
-
-
-def trending(request: HttpRequest) -> HttpResponse:
-    return render(request, "papers/trending.html", latest_trending_page(request))

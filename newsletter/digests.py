@@ -1,0 +1,335 @@
+"""Digests: claim who is due, compose a whole chunk at once, send each digest at most once.
+
+The flow, and why it cannot lose or double a digest:
+
+1. ``claim_due_subscribers`` leases due subscribers (``claimed_at``) in one atomic statement
+   (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL), so overlapping beats and two
+   dispatchers get disjoint sets. A lease no task finished expires after
+   ``DIGEST_CLAIM_LEASE_MINUTES`` and the subscriber is claimed again: nothing is lost when a
+   dispatcher or worker dies.
+2. ``compose_chunk`` ranks candidate papers for the whole chunk with one matrix product and
+   writes ``Digest`` (status ``queued``) + ``DigestItem`` rows and the next schedule in one
+   transaction, with a fixed number of queries. ``Digest`` is unique per (subscriber,
+   period): a redelivered chunk composes nothing twice.
+3. ``send_queued`` moves each digest from ``queued`` to ``sending`` with one conditional
+   UPDATE that also re-checks the subscriber is still active (an unsubscribe, bounce or
+   complaint since the claim stops it here), hands it to the email backend, and marks the
+   chunk ``sent`` with the provider's message ids. Only ``queued`` digests are ever sent, so a
+   retry never sends a digest twice.
+
+The one uncertain case: a worker killed after the provider accepted a message and before
+``sent`` was committed leaves that digest in ``sending``. It is never sent again (at most
+once); its message id is our own ``Message-ID`` header (and the anymail ``digest_id``
+metadata), so the provider's delivery webhook can still confirm it.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import make_msgid
+from urllib.parse import urlsplit
+
+from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
+from django.conf import settings
+from django.core.mail import get_connection
+from django.db import transaction
+from django.db.models import Count, Max, Prefetch, Q
+from django.utils import timezone
+
+from newsletter.models import Digest, DigestItem, Subscriber
+from papers import ranking
+from papers.models import Paper
+from papers.ranking_data import paper_text
+
+log = logging.getLogger(__name__)
+Status = Subscriber.Status
+
+
+def period_of(subscriber: Subscriber, scheduled: datetime) -> str:
+    """The period a send belongs to: the local day, or the ISO week for weekly digests."""
+    local = scheduled.astimezone(subscriber.zone)
+    if subscriber.frequency == Subscriber.Frequency.WEEKLY:
+        year, week, _ = local.isocalendar()
+        return f"{year}-W{week:02d}"
+    return local.date().isoformat()
+
+
+def claim_due_subscribers(now: datetime, limit: int) -> list[int]:
+    """Lease up to ``limit`` active subscribers whose send time has come; return their ids."""
+    stale = now - timedelta(minutes=settings.DIGEST_CLAIM_LEASE_MINUTES)
+    with transaction.atomic():
+        ids = list(
+            Subscriber.objects.select_for_update(skip_locked=True)
+            .filter(status=Status.ACTIVE, next_digest_at__lte=now)
+            .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=stale))
+            .order_by("next_digest_at")
+            .values_list("id", flat=True)[:limit]
+        )
+        if ids:
+            Subscriber.objects.filter(id__in=ids).update(claimed_at=now)
+    return ids
+
+
+def make_everyone_due(now: datetime) -> int:
+    """For a round by hand: every active subscriber is due now (for the current period)."""
+    return Subscriber.objects.filter(status=Status.ACTIVE).update(
+        next_digest_at=now, claimed_at=None
+    )
+
+
+# --- Composition --------------------------------------------------------------------------------
+
+_model_cache: dict[tuple[int, datetime | None], ranking.Model] = {}
+
+
+def catalogue_model() -> ranking.Model:
+    """The vector-space model fitted on the whole catalogue, refitted when it changes."""
+    state = Paper.objects.aggregate(n=Count("id"), changed=Max("updated"))
+    key = (state["n"], state["changed"])
+    if key not in _model_cache:
+        now = timezone.now()
+        papers = [paper_text(p, now) for p in Paper.objects.all()]
+        _model_cache.clear()
+        _model_cache[key] = ranking.fit_model(papers)
+    return _model_cache[key]
+
+
+def window_days(subscriber: Subscriber) -> int:
+    if subscriber.frequency == Subscriber.Frequency.WEEKLY:
+        return settings.DIGEST_WEEKLY_WINDOW_DAYS
+    return settings.DIGEST_DAILY_WINDOW_DAYS
+
+
+def interests_of(subscriber: Subscriber, now: datetime, seen: frozenset[int]) -> ranking.Interests:
+    return ranking.Interests(
+        topics=[(t.name, t.description) for t in subscriber.topics.all()],
+        keywords=list(subscriber.keywords),
+        liked=[paper_text(p, now) for p in subscriber.liked_papers.all()],
+        disliked=[],
+        excluded_keywords=list(subscriber.excluded_keywords),
+        trending_weight=subscriber.trending_weight,
+        size=subscriber.digest_size,
+        seen=seen,
+    )
+
+
+def plan_digests(subscribers: list[Subscriber], now: datetime) -> dict[int, list[ranking.Pick]]:
+    """Pick the papers of each subscriber's next digest. Reads, never writes.
+
+    A fixed number of queries for the whole list: candidates, last sends and papers already
+    sent; subscribers need ``topics`` and ``liked_papers`` prefetched.
+    """
+    if not subscribers:
+        return {}
+    oldest = now - timedelta(days=max(window_days(s) for s in subscribers))
+    candidates = list(Paper.objects.filter(listed_on__gte=oldest.date()).trending(now))
+    last_sent = dict(
+        Digest.objects.filter(subscriber__in=subscribers, sent_at__isnull=False)
+        .values("subscriber")
+        .annotate(last=Max("sent_at"))
+        .values_list("subscriber", "last")
+    )
+    seen: dict[int, set[int]] = defaultdict(set)
+    for subscriber_id, paper_id in DigestItem.objects.filter(
+        digest__subscriber__in=subscribers, paper__in=[p.id for p in candidates]
+    ).values_list("digest__subscriber", "paper"):
+        seen[subscriber_id].add(paper_id)
+    for subscriber in subscribers:
+        # Candidates: listed since the previous digest, within the frequency's window.
+        since = max(
+            (now - timedelta(days=window_days(subscriber))).date(),
+            (last_sent.get(subscriber.id) or now - timedelta(days=366)).date(),
+        )
+        seen[subscriber.id] |= {
+            p.id for p in candidates if p.listed_on is None or p.listed_on < since
+        }
+    picks = ranking.rank_chunk(
+        catalogue_model(),
+        [paper_text(p, now) for p in candidates],
+        [interests_of(s, now, frozenset(seen[s.id])) for s in subscribers],
+        floor=settings.DIGEST_RELEVANCE_FLOOR,
+    )
+    plans = {s.id: p for s, p in zip(subscribers, picks, strict=True)}
+    if settings.DIGEST_WHEN_NOTHING_MATCHES == "trending":
+        for subscriber in subscribers:
+            if not plans[subscriber.id]:
+                plans[subscriber.id] = top_trending(
+                    candidates, seen[subscriber.id], subscriber.digest_size
+                )
+    return plans
+
+
+def compose_chunk(subscriber_ids: list[int], now: datetime | None = None) -> list[int]:
+    """Compose the digests of a chunk of claimed subscribers; return the ids of all digests of
+    these subscribers waiting to be sent.
+
+    A fixed number of queries whatever the chunk's size. Only subscribers still active and
+    still claimed are composed, so a redelivered task composes nothing twice (and the
+    (subscriber, period) constraint backs that up); it only finds the digests to send.
+    """
+    now = now or timezone.now()
+    subscribers = list(
+        Subscriber.objects.filter(
+            id__in=subscriber_ids, status=Status.ACTIVE, claimed_at__isnull=False
+        ).prefetch_related("topics", "liked_papers")
+    )
+    periods = {s.id: period_of(s, s.next_digest_at or now) for s in subscribers}
+    done = set(
+        Digest.objects.filter(
+            subscriber__in=subscribers, period__in=set(periods.values())
+        ).values_list("subscriber", "period")
+    )
+    fresh = [s for s in subscribers if (s.id, periods[s.id]) not in done]
+    plans = plan_digests(fresh, now)
+    with transaction.atomic():
+        digests = [
+            Digest(
+                subscriber=subscriber,
+                period=periods[subscriber.id],
+                created=now,
+                status=Digest.Status.QUEUED if plans[subscriber.id] else Digest.Status.SKIPPED,
+                note=NOTHING_MATCHED if any(p.relevance <= 0 for p in plans[subscriber.id]) else "",
+            )
+            for subscriber in fresh
+        ]
+        Digest.objects.bulk_create(digests)
+        DigestItem.objects.bulk_create(
+            DigestItem(
+                digest=digest, paper_id=pick.key, rank=rank, score=pick.score, reason=pick.reason
+            )
+            for digest in digests
+            for rank, pick in enumerate(plans[digest.subscriber_id or 0], 1)
+        )
+        for subscriber in subscribers:
+            subscriber.next_digest_at = subscriber.next_send_after(now)
+            subscriber.claimed_at = None
+        Subscriber.objects.bulk_update(subscribers, ["next_digest_at", "claimed_at"])
+    return list(
+        Digest.objects.filter(
+            subscriber_id__in=subscriber_ids, status=Digest.Status.QUEUED
+        ).values_list("id", flat=True)
+    )
+
+
+NOTHING_MATCHED = "Nothing matched your interests closely; here are the top trending papers."
+
+
+def top_trending(papers: list[Paper], seen: set[int], size: int) -> list[ranking.Pick]:
+    """The fallback when nothing passes the relevance floor (``DIGEST_WHEN_NOTHING_MATCHES``)."""
+    fresh = [p for p in papers if p.id not in seen][:size]  # papers arrive best first
+    return [
+        ranking.Pick(key=p.id, score=p.trending, relevance=0.0, reason="trending") for p in fresh
+    ]
+
+
+# --- Sending ------------------------------------------------------------------------------------
+
+
+class TransientError(Exception):
+    """The provider could not take the message now; try again later."""
+
+
+def classify(exc: Exception) -> bool:
+    """True when a send error is worth retrying (4xx SMTP, 5xx/429 API, network)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(400 <= code < 500 for code, _ in exc.recipients.values())
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 400 <= exc.smtp_code < 500
+    if isinstance(exc, AnymailRecipientsRefused):
+        return False
+    if isinstance(exc, AnymailAPIError):
+        status = getattr(exc, "status_code", None)
+        return status is None or status >= 500 or status == 429
+    return isinstance(exc, OSError | smtplib.SMTPException)
+
+
+@dataclass
+class SendResult:
+    sent: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    retry: list[int] = field(default_factory=list)  # digest ids put back in the queue
+
+
+def send_queued(digest_ids: list[int]) -> SendResult:
+    """Send the queued digests among ``digest_ids`` over one connection, each at most once."""
+    from newsletter.emails import digest_email
+
+    result = SendResult()
+    digests = list(
+        Digest.objects.filter(id__in=digest_ids, status=Digest.Status.QUEUED)
+        .select_related("subscriber")
+        .prefetch_related(
+            Prefetch("items", queryset=DigestItem.objects.select_related("paper").order_by("rank"))
+        )
+    )
+    if not digests:
+        return result
+    domain = urlsplit(settings.SITE_URL).hostname or "localhost"
+    sent: list[Digest] = []
+    connection = get_connection()
+    try:
+        for digest in digests:
+            # The last word on whether to send: stopped subscribers get nothing, even now.
+            handed_off = Digest.objects.filter(
+                id=digest.id, status=Digest.Status.QUEUED, subscriber__status=Status.ACTIVE
+            ).update(status=Digest.Status.SENDING)
+            if not handed_off:
+                result.cancelled += Digest.objects.filter(
+                    id=digest.id, status=Digest.Status.QUEUED
+                ).update(status=Digest.Status.CANCELLED)
+                continue
+            message = digest_email(digest)
+            message.extra_headers["Message-ID"] = make_msgid("digest", domain=domain)
+            message.metadata = {"digest_id": str(digest.id)}  # type: ignore[attr-defined]
+            try:
+                connection.open()  # no-op while open; reopens after a dropped session
+                connection.send_messages([message])
+            except Exception as exc:
+                if not classify(exc):
+                    Digest.objects.filter(id=digest.id).update(
+                        status=Digest.Status.FAILED, error=str(exc)[:2000]
+                    )
+                    result.failed += 1
+                    continue
+                # Not accepted, so safe to send again later.
+                Digest.objects.filter(id=digest.id).update(
+                    status=Digest.Status.QUEUED, error=str(exc)[:2000]
+                )
+                result.retry.append(digest.id)
+                connection.close()  # a 421 or a dropped link leaves the session unusable
+                continue
+            status = getattr(message, "anymail_status", None)
+            digest.message_id = (status and status.message_id) or message.extra_headers[
+                "Message-ID"
+            ]
+            digest.status = Digest.Status.SENT
+            digest.sent_at = timezone.now()
+            sent.append(digest)
+    finally:
+        connection.close()
+        Digest.objects.bulk_update(sent, ["status", "sent_at", "message_id"])
+        result.sent = len(sent)
+    return result
+
+
+def stale_queued(now: datetime, limit: int) -> list[int]:
+    """Digests composed but still unsent after a lease: their task was lost, or is waiting out
+    a long backoff. Sending them again is safe: only ``queued`` digests are ever handed off."""
+    stale = now - timedelta(minutes=settings.DIGEST_CLAIM_LEASE_MINUTES)
+    return list(
+        Digest.objects.filter(status=Digest.Status.QUEUED, created__lt=stale)
+        .order_by("created")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+def fail_queued(digest_ids: list[int], reason: str) -> int:
+    """Give up on digests still queued after every retry."""
+    return Digest.objects.filter(id__in=digest_ids, status=Digest.Status.QUEUED).update(
+        status=Digest.Status.FAILED, error=reason
+    )

@@ -1,0 +1,58 @@
+import sys
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+from django.utils import timezone
+from tqdm import tqdm
+
+from newsletter import digests
+from newsletter.models import Subscriber
+from papers.models import Paper
+
+
+class Command(BaseCommand):
+    help = "Run one scheduling round by hand: compose and send the digests that are due."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--now", action="store_true", help="treat every active subscriber as due now"
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="print who would get which papers; send nothing"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        now = timezone.now()
+        if options["dry_run"]:
+            self.dry_run(now, everyone=options["now"])
+            return
+        if options["now"]:
+            digests.make_everyone_due(now)
+        totals = {"sent": 0, "failed": 0, "cancelled": 0, "retry later": 0}
+        with tqdm(unit="subscriber", file=sys.stderr, leave=False) as bar:
+            while ids := digests.claim_due_subscribers(now, settings.DIGEST_CHUNK_SIZE):
+                result = digests.send_queued(digests.compose_chunk(ids, now))
+                totals["sent"] += result.sent
+                totals["failed"] += result.failed
+                totals["cancelled"] += result.cancelled
+                totals["retry later"] += len(result.retry)
+                bar.update(len(ids))
+        self.stdout.write(", ".join(f"{n} {what}" for what, n in totals.items()))
+
+    def dry_run(self, now: Any, everyone: bool) -> None:
+        due = Subscriber.objects.filter(status=Subscriber.Status.ACTIVE)
+        if not everyone:
+            due = due.filter(next_digest_at__lte=now)
+        subscribers = list(due.prefetch_related("topics", "liked_papers"))
+        plans = digests.plan_digests(subscribers, now)
+        titles = dict(
+            Paper.objects.filter(
+                id__in={p.key for picks in plans.values() for p in picks}
+            ).values_list("id", "title")
+        )
+        for subscriber in subscribers:
+            picks = plans[subscriber.id]
+            self.stdout.write(f"{subscriber.email}: {len(picks) or 'nothing'} papers")
+            for rank, pick in enumerate(picks, 1):
+                self.stdout.write(f"  {rank:>2}. {titles[pick.key][:80]}  ({pick.reason})")

@@ -1,0 +1,205 @@
+"""Subscribing and leaving: signup with double opt-in, preferences, unsubscribe, export, erasure.
+
+Views and tasks stay thin and call these functions, which tests call directly too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from newsletter import emails
+from newsletter.forms import CONSENT_VERSION
+from newsletter.models import ConsentRecord, Digest, Subscriber
+from papers.models import Paper
+
+Status = Subscriber.Status
+
+
+def rate_limited(ip: str | None, email: str) -> bool:
+    """Count this attempt; True once an IP or an address has tried too often."""
+    address = hashlib.sha256(email.encode()).hexdigest()[:32]  # no addresses in the cache
+    limits = [
+        (f"signup:ip:{ip}", settings.NEWSLETTER_SIGNUPS_PER_IP, 600),
+        (f"signup:address:{address}", settings.NEWSLETTER_SIGNUPS_PER_ADDRESS, 3600),
+    ]
+    over = False
+    for key, limit, window in limits:
+        cache.add(key, 0, window)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, window)
+            count = 1
+        over = over or count > limit
+    return over
+
+
+def apply_preferences(subscriber: Subscriber, data: dict[str, Any]) -> None:
+    """Copy cleaned form data onto the subscriber and save (with its topics and liked papers)."""
+    for name in ("keywords", "frequency", "weekday", "send_hour", "timezone"):
+        setattr(subscriber, name, data[name])
+    subscriber.liked_refs = data["liked"]
+    for name in ("excluded_keywords", "digest_size", "trending_weight"):
+        if name in data:
+            setattr(subscriber, name, data[name])
+    if subscriber.status == Status.ACTIVE:
+        subscriber.next_digest_at = subscriber.next_send_after(timezone.now())
+    subscriber.save()
+    subscriber.topics.set(data["topics"])
+    subscriber.liked_papers.set(Paper.objects.filter(arxiv_id__in=subscriber.liked_refs))
+
+
+def signup(data: dict[str, Any], ip: str | None, user_agent: str) -> None:
+    """Handle a signup form. The visitor sees the same page whatever happens here, so the
+    form never tells whether an address is subscribed.
+
+    New or lapsed address: pending, with the submitted preferences, and a confirmation email.
+    Pending: the latest preferences and the confirmation again. Active or paused: only a
+    "manage your subscription" email; an anonymous form never changes their preferences.
+    """
+    with transaction.atomic():
+        subscriber = (
+            Subscriber.objects.select_for_update().filter(email__iexact=data["email"]).first()
+        )
+        if subscriber and subscriber.status in (Status.ACTIVE, Status.PAUSED):
+            transactional_email = "manage-link"
+        else:
+            subscriber = subscriber or Subscriber(email=data["email"])
+            subscriber.status = Status.PENDING
+            subscriber.next_digest_at = None
+            apply_preferences(subscriber, data)
+            ConsentRecord.objects.create(
+                subscriber=subscriber,
+                kind=ConsentRecord.Kind.SIGNUP,
+                ip=ip,
+                user_agent=user_agent[:500],
+                consent_version=CONSENT_VERSION,
+            )
+            transactional_email = "confirm"
+    context = {"confirm_url": confirm_url(subscriber)} if transactional_email == "confirm" else {}
+    emails.build_email(transactional_email, subscriber, context, transactional=True).send()
+
+
+def confirm_url(subscriber: Subscriber) -> str:
+    token = emails.sign(subscriber.id, "confirm")
+    return emails.absolute(reverse("confirm", args=[token]))
+
+
+def confirm(subscriber: Subscriber, ip: str | None, user_agent: str) -> bool:
+    """Activate a pending subscription and schedule its first digest; False if not pending."""
+    with transaction.atomic():
+        updated = Subscriber.objects.filter(pk=subscriber.pk, status=Status.PENDING).update(
+            status=Status.ACTIVE, confirmed_at=timezone.now()
+        )
+        if not updated:
+            return False
+        subscriber.refresh_from_db()
+        subscriber.schedule_first_digest()
+        subscriber.save(update_fields=["next_digest_at"])
+        subscriber.liked_papers.set(Paper.objects.filter(arxiv_id__in=subscriber.liked_refs))
+        ConsentRecord.objects.create(
+            subscriber=subscriber,
+            kind=ConsentRecord.Kind.CONFIRM,
+            ip=ip,
+            user_agent=user_agent[:500],
+            consent_version=CONSENT_VERSION,
+        )
+    return True
+
+
+def unsubscribe(subscriber: Subscriber) -> None:
+    """Stop all mail at once. Idempotent. Queued digests are cancelled at send time."""
+    Subscriber.objects.filter(pk=subscriber.pk).exclude(status=Status.UNSUBSCRIBED).update(
+        status=Status.UNSUBSCRIBED,
+        unsubscribed_at=timezone.now(),
+        next_digest_at=None,
+        claimed_at=None,
+    )
+
+
+def pause(subscriber: Subscriber) -> None:
+    Subscriber.objects.filter(pk=subscriber.pk, status=Status.ACTIVE).update(
+        status=Status.PAUSED, next_digest_at=None
+    )
+
+
+def resume(subscriber: Subscriber) -> None:
+    subscriber.refresh_from_db()
+    if subscriber.status == Status.PAUSED:
+        subscriber.status = Status.ACTIVE
+        subscriber.schedule_first_digest()
+        subscriber.save(update_fields=["status", "next_digest_at"])
+
+
+def export_data(subscriber: Subscriber) -> dict[str, Any]:
+    """Everything held about the subscriber, as JSON-ready data."""
+    digests = Digest.objects.filter(subscriber=subscriber).prefetch_related("items__paper")
+    return {
+        "email": subscriber.email,
+        "status": subscriber.status,
+        "created": subscriber.created.isoformat(),
+        "confirmed_at": subscriber.confirmed_at and subscriber.confirmed_at.isoformat(),
+        "unsubscribed_at": subscriber.unsubscribed_at and subscriber.unsubscribed_at.isoformat(),
+        "schedule": {
+            "frequency": subscriber.frequency,
+            "weekday": subscriber.get_weekday_display(),
+            "send_hour": subscriber.send_hour,
+            "timezone": subscriber.timezone,
+            "next_digest_at": subscriber.next_digest_at and subscriber.next_digest_at.isoformat(),
+        },
+        "digest_size": subscriber.digest_size,
+        "trending_weight": subscriber.trending_weight,
+        "interests": {
+            "topics": [t.name for t in subscriber.topics.all()],
+            "keywords": subscriber.keywords,
+            "liked_papers": subscriber.liked_refs,
+            "excluded_keywords": subscriber.excluded_keywords,
+        },
+        "consent_records": [
+            {
+                "kind": c.kind,
+                "at": c.at.isoformat(),
+                "ip": c.ip,
+                "user_agent": c.user_agent,
+                "consent_version": c.consent_version,
+            }
+            for c in subscriber.consents.all()
+        ],
+        "digests": [
+            {
+                "period": d.period,
+                "status": d.status,
+                "sent_at": d.sent_at and d.sent_at.isoformat(),
+                "papers": [
+                    {"title": i.paper.title, "arxiv_id": i.paper.arxiv_id, "reason": i.reason}
+                    for i in d.items.all()
+                ],
+            }
+            for d in digests
+        ],
+    }
+
+
+def erase(subscriber: Subscriber) -> None:
+    """Delete the subscriber and everything personal. Digests stay as anonymous counts
+    (their subscriber becomes empty); consent records and interests go with the row."""
+    subscriber.delete()
+
+
+def purge_unconfirmed(now: datetime | None = None) -> int:
+    """Delete signups never confirmed within ``NEWSLETTER_PURGE_PENDING_AFTER_DAYS``."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.NEWSLETTER_PURGE_PENDING_AFTER_DAYS)
+    stale = Subscriber.objects.filter(status=Status.PENDING, created__lt=cutoff).exclude(
+        consents__at__gte=cutoff  # signed up again recently
+    )
+    ids = list(stale.values_list("pk", flat=True))
+    Subscriber.objects.filter(pk__in=ids).delete()
+    return len(ids)

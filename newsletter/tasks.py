@@ -1,0 +1,59 @@
+import random
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+from django.db import DatabaseError
+from django.utils import timezone
+
+from newsletter import digests, subscriptions
+
+
+def backoff(retries: int) -> float:
+    """Exponential backoff with jitter, so retries of many chunks don't arrive together."""
+    delay = settings.DIGEST_RETRY_BASE_SECONDS * 2**retries
+    return min(delay, 3600) * random.uniform(0.5, 1.5)
+
+
+@shared_task
+def dispatch_digests() -> int:
+    """Beat, every few minutes: claim due subscribers in chunks and queue one task per chunk."""
+    now = timezone.now()
+    claimed = 0
+    while ids := digests.claim_due_subscribers(now, settings.DIGEST_CHUNK_SIZE):
+        send_digest_chunk.delay(ids)
+        claimed += len(ids)
+    if stale := digests.stale_queued(now, settings.DIGEST_CHUNK_SIZE):
+        send_queued_digests.delay(stale)
+    return claimed
+
+
+@shared_task(autoretry_for=(DatabaseError,), retry_backoff=True, retry_jitter=True)
+def send_queued_digests(digest_ids: list[int]) -> int:
+    """Send digests left queued (see ``digests.stale_queued``)."""
+    return digests.send_queued(digest_ids).sent
+
+
+@shared_task(
+    bind=True,
+    autoretry_for=(DatabaseError,),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=settings.DIGEST_SEND_RETRIES,
+)
+def send_digest_chunk(self: Any, subscriber_ids: list[int]) -> dict[str, int]:
+    """Compose a chunk's digests and send them; transient send failures retry with backoff."""
+    to_send = digests.compose_chunk(subscriber_ids)
+    result = digests.send_queued(to_send)
+    if result.retry:
+        if self.request.retries >= self.max_retries:
+            digests.fail_queued(result.retry, f"gave up after {self.max_retries} retries")
+        else:
+            raise self.retry(countdown=backoff(self.request.retries), exc=None)
+    return {"sent": result.sent, "failed": result.failed, "cancelled": result.cancelled}
+
+
+@shared_task
+def purge_unconfirmed() -> int:
+    """Beat: forget signups that were never confirmed."""
+    return subscriptions.purge_unconfirmed()

@@ -1,0 +1,160 @@
+"""Pages a person reaches: the signup form on the home page, and the signed links in emails."""
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.core import signing
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from newsletter import subscriptions
+from newsletter.forms import ManageForm, SignupForm
+from newsletter.models import Subscriber
+from papers.views import latest_trending_page
+
+
+def client(request: HttpRequest) -> tuple[str | None, str]:
+    return request.META.get("REMOTE_ADDR"), request.META.get("HTTP_USER_AGENT", "")
+
+
+def subscriber_from(token: str, purpose: str, max_age: int | None = None) -> Subscriber:
+    """The subscriber a signed link names; a friendly 404 for a tampered, expired or dead link."""
+    try:
+        pk = signing.loads(token, salt=f"newsletter.{purpose}", max_age=max_age)
+        return Subscriber.objects.get(pk=int(pk))
+    except (signing.BadSignature, Subscriber.DoesNotExist, TypeError, ValueError):
+        raise Http404(
+            "This link is broken, has expired, or its subscription no longer exists."
+        ) from None
+
+
+def message(
+    request: HttpRequest, title: str, text: str, status: int = 200, **extra: Any
+) -> HttpResponse:
+    return render(
+        request, "newsletter/message.html", {"title": title, "text": text, **extra}, status=status
+    )
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def home(request: HttpRequest) -> HttpResponse:
+    form = SignupForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        ip, user_agent = client(request)
+        if form.is_valid():
+            if form.cleaned_data["website"]:  # the honeypot: a bot, answered like a person
+                return check_your_inbox(request)
+            if subscriptions.rate_limited(ip, form.cleaned_data["email"]):
+                form.add_error(
+                    None, "Too many attempts from here. Please try again in a few minutes."
+                )
+                status = 429
+            else:
+                subscriptions.signup(form.cleaned_data, ip, user_agent)
+                return check_your_inbox(request)
+        else:
+            status = 400
+    context = {"form": form, **latest_trending_page(request)}
+    return render(request, "newsletter/home.html", context, status=status)
+
+
+def check_your_inbox(request: HttpRequest) -> HttpResponse:
+    # The same page for a new, pending or subscribed address: the form never tells which.
+    return message(
+        request,
+        "Check your inbox",
+        "We've sent you an email. Open the link in it to confirm your subscription "
+        "(or to manage it, if you're already subscribed).",
+    )
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def confirm(request: HttpRequest, token: str) -> HttpResponse:
+    max_age = settings.NEWSLETTER_CONFIRM_DAYS * 24 * 3600
+    subscriber = subscriber_from(token, "confirm", max_age)
+    if request.method != "POST":  # link scanners fetch GETs: they must not confirm
+        return message(
+            request,
+            "Confirm your subscription",
+            f"Send digests to {subscriber.email}?",
+            button="Yes, confirm",
+        )
+    if subscriptions.confirm(subscriber, *client(request)) or subscriber.status == "active":
+        return render(
+            request,
+            "newsletter/confirmed.html",
+            {"subscriber": subscriber, "manage_url": subscriptions.emails.manage_url(subscriber)},
+        )
+    return message(
+        request,
+        "This link has been used",
+        "This subscription is no longer waiting for confirmation. Sign up again on the home page.",
+    )
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def manage(request: HttpRequest, token: str) -> HttpResponse:
+    subscriber = subscriber_from(token, "manage")
+    action = request.POST.get("action", "save")
+    form = ManageForm.for_subscriber(subscriber)
+    notice = ""
+    if request.method == "POST":
+        if action == "pause":
+            subscriptions.pause(subscriber)
+            notice = "Paused. You won't get digests until you resume."
+        elif action == "resume":
+            subscriptions.resume(subscriber)
+            notice = "Resumed. Your next digest is scheduled."
+        elif action == "unsubscribe":
+            subscriptions.unsubscribe(subscriber)
+            notice = "Unsubscribed. You won't get any more digests."
+        else:
+            form = ManageForm(request.POST)
+            if form.is_valid():
+                subscriptions.apply_preferences(subscriber, form.cleaned_data)
+                notice = "Saved. Your next digest will follow these preferences."
+        subscriber.refresh_from_db()
+    context = {"subscriber": subscriber, "form": form, "notice": notice, "token": token}
+    return render(request, "newsletter/manage.html", context, status=400 if form.errors else 200)
+
+
+def export(request: HttpRequest, token: str) -> HttpResponse:
+    subscriber = subscriber_from(token, "manage")
+    data = json.dumps(subscriptions.export_data(subscriber), indent=2)
+    response = HttpResponse(data, content_type="application/json")
+    response["Content-Disposition"] = 'attachment; filename="paperboy-my-data.json"'
+    return response
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def erase(request: HttpRequest, token: str) -> HttpResponse:
+    subscriber = subscriber_from(token, "manage")
+    if request.method != "POST":
+        return message(
+            request,
+            "Delete my data",
+            f"This deletes {subscriber.email}, your interests and consent records for "
+            "good. Only anonymous counts remain.",
+            button="Delete everything",
+        )
+    subscriptions.erase(subscriber)
+    return message(request, "Deleted", "Your data is gone. Thanks for reading Paperboy.")
+
+
+@csrf_exempt  # RFC 8058: the mail client posts with no cookies and no CSRF token
+@require_http_methods(["GET", "HEAD", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    subscriber = subscriber_from(token, "unsubscribe")
+    if request.method != "POST":  # link scanners fetch GETs: show a button instead
+        return message(
+            request,
+            "Unsubscribe",
+            f"Stop sending digests to {subscriber.email}?",
+            button="Unsubscribe",
+        )
+    subscriptions.unsubscribe(subscriber)
+    return message(request, "Unsubscribed", f"{subscriber.email} won't get any more digests.")

@@ -1,7 +1,0 @@
-from django.urls import path
-
-from papers import views
-
-urlpatterns = [
-    path("", views.trending, name="trending"),
-]

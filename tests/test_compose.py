@@ -1,0 +1,129 @@
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from newsletter.digests import claim_due_subscribers, compose_chunk, send_queued
+from newsletter.models import Digest, DigestItem, Subscriber
+from papers.models import Paper
+from tests.factories import active_subscriber
+
+pytestmark = pytest.mark.django_db
+
+GNN = "Graph neural networks learn node representations by message passing over graph edges."
+DIFFUSION = "Diffusion models generate images by iterative denoising of Gaussian noise."
+RL = "Reinforcement learning agents maximise reward through trial and error in environments."
+
+
+@pytest.fixture
+def catalogue() -> list[Paper]:
+    today = timezone.now().date()
+    papers = []
+    for n, (topic, abstract) in enumerate([("graph", GNN), ("diffusion", DIFFUSION), ("rl", RL)]):
+        for variant in range(4):
+            title = f"A study of {topic} number {variant}"
+            papers.append(
+                Paper.objects.create(
+                    title=title,
+                    title_key=title.lower(),
+                    abstract=f"{abstract} Variant {variant} of {n}.",
+                    listed_on=today - timedelta(days=variant % 2),
+                    upvotes=10 * variant,
+                    source="text",
+                )
+            )
+    return papers
+
+
+def claim_all() -> list[int]:
+    return claim_due_subscribers(timezone.now(), limit=10_000)
+
+
+def test_composing_a_chunk_takes_the_same_number_of_queries_whatever_its_size(catalogue) -> None:  # type: ignore[no-untyped-def]
+    active_subscriber("warm@example.org", ["graph neural networks"])
+    compose_chunk(claim_all())  # fits the catalogue model, as a running worker already has
+    for n in range(3):
+        active_subscriber(f"a{n}@example.org", ["graph neural networks"])
+    with CaptureQueriesContext(connection) as three:
+        compose_chunk(claim_all())
+    for n in range(40):
+        active_subscriber(f"b{n}@example.org", ["diffusion models"])
+    with CaptureQueriesContext(connection) as forty:
+        compose_chunk(claim_all())
+
+    assert len(three) == len(forty)
+    assert Digest.objects.filter(status="queued").count() == 44
+
+
+def test_a_redelivered_chunk_composes_nothing_twice(catalogue) -> None:  # type: ignore[no-untyped-def]
+    reader = active_subscriber("ada@example.org", ["graph neural networks"])
+    ids = claim_all()
+    first = compose_chunk(ids)
+    again = compose_chunk(ids)
+    assert first == again and len(first) == 1
+    assert Digest.objects.filter(subscriber=reader).count() == 1
+
+
+def test_it_never_sends_a_paper_twice(catalogue, mailoutbox) -> None:  # type: ignore[no-untyped-def]
+    reader = active_subscriber(
+        "ada@example.org", ["graph neural networks", "diffusion models"], digest_size=3
+    )
+    send_queued(compose_chunk(claim_all()))
+    Subscriber.objects.filter(pk=reader.pk).update(
+        next_digest_at=timezone.now() + timedelta(days=1)
+    )
+    send_queued(
+        compose_chunk(claim_due_subscribers(timezone.now() + timedelta(days=1, minutes=1), 10))
+    )
+
+    items = list(
+        DigestItem.objects.filter(digest__subscriber=reader).values_list("paper", flat=True)
+    )
+    assert len(mailoutbox) == 2
+    assert len(items) == len(set(items)) > 3  # two digests, no paper in both
+
+
+def test_picks_are_about_the_subscribers_interests_with_reasons(catalogue) -> None:  # type: ignore[no-untyped-def]
+    reader = active_subscriber("ada@example.org", ["graph neural networks"], digest_size=3)
+    compose_chunk(claim_all())
+    items = list(DigestItem.objects.filter(digest__subscriber=reader).select_related("paper"))
+    assert items and all("graph" in item.paper.title for item in items)
+    assert all("graph neural networks" in item.reason for item in items)
+
+
+def test_a_period_with_nothing_relevant_is_skipped(catalogue, mailoutbox) -> None:  # type: ignore[no-untyped-def]
+    reader = active_subscriber("ada@example.org", ["medieval falconry"])
+    send_queued(compose_chunk(claim_all()))
+    digest = Digest.objects.get(subscriber=reader)
+    assert digest.status == "skipped" and not digest.items.exists()
+    assert mailoutbox == []
+    reader.refresh_from_db()
+    assert reader.next_digest_at > timezone.now()
+
+
+def test_a_setting_sends_top_trending_with_a_note_instead(catalogue, settings, mailoutbox) -> None:  # type: ignore[no-untyped-def]
+    settings.DIGEST_WHEN_NOTHING_MATCHES = "trending"
+    active_subscriber("ada@example.org", ["medieval falconry"], digest_size=2)
+    send_queued(compose_chunk(claim_all()))
+    assert len(mailoutbox) == 1
+    assert "Nothing matched your interests closely" in mailoutbox[0].body
+
+
+def test_a_subscriber_who_stops_after_the_claim_gets_nothing(catalogue, mailoutbox) -> None:  # type: ignore[no-untyped-def]
+    stays = active_subscriber("stays@example.org", ["graph neural networks"])
+    leaves = active_subscriber("leaves@example.org", ["graph neural networks"])
+    queued = compose_chunk(claim_all())
+    Subscriber.objects.filter(pk=leaves.pk).update(status="unsubscribed")
+
+    result = send_queued(queued)
+
+    assert (result.sent, result.cancelled) == (1, 1)
+    assert [m.to for m in mailoutbox] == [[stays.email]]
+    assert Digest.objects.get(subscriber=leaves).status == "cancelled"
+
+
+def test_a_pending_subscriber_never_gets_a_digest(catalogue) -> None:  # type: ignore[no-untyped-def]
+    active_subscriber("pending@example.org", ["graph neural networks"], status="pending")
+    assert claim_all() == []
