@@ -10,9 +10,15 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+# Old-style ids start with an archive ("hep-th/9901001", "cond-mat.mes-hall/0101001"), 18
+# characters at most: the bound keeps an id within its 32-character column, and the tail of a
+# longer hyphenated word is not taken for an archive.
 ARXIV_ID = re.compile(
-    r"(?<![\w.])(?P<id>\d{4}\.\d{4,5}|[a-z][a-z.-]*/\d{7})(?:v\d+)?(?![\d])", re.I
+    r"(?<![\w.])(?P<id>\d{4}\.\d{4,5}|(?<!-)[a-z][a-z.-]{0,23}/\d{7})(?:v\d+)?(?![\d])", re.I
 )
+# Characters no database column holds: PostgreSQL refuses NUL in text and jsonb, and a lone
+# surrogate (JSON can spell one, "\ud800") has no UTF-8 encoding.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 class SourceError(Exception):
@@ -73,6 +79,11 @@ def title_key(title: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", folded))[:500]
 
 
+def storable(text: str) -> str:
+    """``text`` without the characters no database column can hold."""
+    return UNSTORABLE.sub("", text)
+
+
 def clean_text(value: object) -> str:
-    """Collapse whitespace; sources wrap titles and abstracts across lines."""
-    return " ".join(str(value).split()) if value else ""
+    """Collapse whitespace (sources wrap titles and abstracts across lines); storable."""
+    return " ".join(storable(str(value)).split()) if value else ""

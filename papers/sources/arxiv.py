@@ -23,7 +23,7 @@ def parse(data: str, listing_date: date | None = None) -> Parsed:
         raise SourceError("the feed declares a DTD or entities; refused")
     try:
         root = ET.fromstring(data)
-    except ET.ParseError as exc:
+    except (ET.ParseError, UnicodeEncodeError) as exc:  # a lone surrogate has no UTF-8
         raise SourceError(f"not valid XML ({exc})") from None
     if root.tag != f"{{{NS['atom']}}}feed":
         raise SourceError(f"not an Atom feed (root element {root.tag})")

@@ -17,6 +17,8 @@ from papers.sources import (
     clean_text,
 )
 
+MAX_COUNT = 2**31 - 1
+
 
 def parse(data: str, listing_date: date | None = None) -> Parsed:
     try:
@@ -73,7 +75,7 @@ def record_from_item(
         arxiv_id=arxiv_id,
         authors=[
             clean_text(a.get("name"))
-            for a in paper.get("authors") or []
+            for a in as_list(paper.get("authors"))
             if isinstance(a, dict) and clean_text(a.get("name"))
         ],
         published_at=timestamp(paper.get("publishedAt")),
@@ -86,7 +88,11 @@ def record_from_item(
         project_page=url(paper.get("projectPage")),
         thumbnail=url(item.get("thumbnail")),
         ai_summary=clean_text(paper.get("ai_summary")),
-        ai_keywords=[clean_text(k) for k in paper.get("ai_keywords") or [] if isinstance(k, str)],
+        ai_keywords=[
+            clean_text(k)
+            for k in as_list(paper.get("ai_keywords"))
+            if isinstance(k, str) and clean_text(k)
+        ],
     )
 
 
@@ -95,16 +101,24 @@ def timestamp(value: Any) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        moment.astimezone(UTC)  # "0001-01-01T00:00+05:00" is before year 1 in UTC
+    except (ValueError, OverflowError):
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment
 
 
 def count(value: Any) -> int | None:
-    """A vote or star count; anything that is not a non-negative integer is unknown."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    """A vote or star count; anything that is not an integer a count column holds
+    (0 to 2**31 - 1 on every database) is unknown."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
         return None
     return value
+
+
+def as_list(value: Any) -> list[Any]:
+    """A list the source gives, or nothing: a string or a number is no list of authors."""
+    return value if isinstance(value, list) else []
 
 
 def url(value: Any) -> str:

@@ -7,13 +7,21 @@ from datetime import date
 
 from bs4 import BeautifulSoup
 
-from papers.sources import PaperRecord, Parsed, SourceError, canonical_arxiv_id, clean_text, hf
+from papers.sources import (
+    PaperRecord,
+    Parsed,
+    SourceError,
+    canonical_arxiv_id,
+    clean_text,
+    hf,
+    storable,
+)
 
 PAPER_LINK = re.compile(r"^/papers/(\d{4}\.\d{4,5})(?:v\d+)?/?$")
 
 
 def parse(data: str, listing_date: date | None = None) -> Parsed:
-    soup = BeautifulSoup(data, "html.parser")
+    soup = BeautifulSoup(storable(data), "html.parser")  # a lone surrogate breaks bs4
     element = soup.find(None, {"data-target": "DailyPapers"})
     problem = "no data-props element"
     if element is not None:

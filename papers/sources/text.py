@@ -8,7 +8,7 @@ identity is its normalised title.
 import re
 from datetime import date, datetime
 
-from papers.sources import InvalidItem, PaperRecord, Parsed, SourceError, title_key
+from papers.sources import InvalidItem, PaperRecord, Parsed, SourceError, storable, title_key
 
 DATE_HEADING = re.compile(r"^(?P<month>[A-Z][a-z]{2}) (?P<day>\d{1,2})$")
 LONGEST_TITLE = 400
@@ -30,7 +30,7 @@ def resolve_year(month_day: str, today: date) -> date:
 def parse(data: str, listing_date: date | None = None, today: date | None = None) -> Parsed:
     blocks = [
         " ".join(line.strip() for line in b.strip().splitlines())
-        for b in BLANK_LINE.split(data)
+        for b in BLANK_LINE.split(storable(data))
         if b.strip()
     ]
     if not blocks:
