@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 import django_stubs_ext
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 # Lets admin and queryset classes be subscripted at run time, as the type hints want.
@@ -77,6 +78,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "axes",
+    "csp",
     "anymail",
     "papers",
     "newsletter",
@@ -91,7 +94,20 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
+# Brute-force protection on the admin login (django-axes): after AXES_FAILURE_LIMIT failed
+# logins for one username from one IP, that pair is locked out for AXES_COOLOFF_HOURS.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_HOURS", 1, minimum=1)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # no banner on every manage.py command
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -190,6 +206,10 @@ ANYMAIL = {
     for key, value in os.environ.items()
     if key.startswith("ANYMAIL_")
 }
+# Basic-auth credentials the provider webhooks must send, "user:password"; comma-separate
+# several to rotate. Required outside DEBUG (check newsletter.E001).
+if "WEBHOOK_SECRET" in ANYMAIL:
+    ANYMAIL["WEBHOOK_SECRET"] = env_list("ANYMAIL_WEBHOOK_SECRET")  # type: ignore[assignment]
 
 # --- Papers -----------------------------------------------------------------------------------
 PAPERS_FETCH_TIMEOUT = env_int("PAPERS_FETCH_TIMEOUT", 20, minimum=1)
@@ -198,6 +218,8 @@ PAPERS_FETCH_RETRIES = env_int("PAPERS_FETCH_RETRIES", 3, minimum=0)
 PAPERS_FETCH_BACKOFF = env_int("PAPERS_FETCH_BACKOFF_MS", 1000, minimum=0) / 1000
 PAPERS_HF_API_URL = env_str("PAPERS_HF_API_URL", "https://huggingface.co/api/daily_papers")
 PAPERS_PER_PAGE = env_int("PAPERS_PER_PAGE", 20, minimum=1)
+# Largest file the admin's import tool accepts.
+PAPERS_MAX_UPLOAD_BYTES = env_int("PAPERS_MAX_UPLOAD_BYTES", 20_000_000, minimum=1)
 
 # --- Newsletter ---------------------------------------------------------------------------------
 # The sender's postal address, shown in every email's footer (required by anti-spam laws).
@@ -212,6 +234,8 @@ NEWSLETTER_PURGE_PENDING_AFTER_DAYS = env_int("NEWSLETTER_PURGE_PENDING_AFTER_DA
 # Signup attempts allowed per IP per 10 minutes, and per address per hour.
 NEWSLETTER_SIGNUPS_PER_IP = env_int("NEWSLETTER_SIGNUPS_PER_IP", 5, minimum=1)
 NEWSLETTER_SIGNUPS_PER_ADDRESS = env_int("NEWSLETTER_SIGNUPS_PER_ADDRESS", 3, minimum=1)
+# Digests that soft-bounce in a row (no delivery in between) before mail to an address stops.
+NEWSLETTER_SOFT_BOUNCE_LIMIT = env_int("NEWSLETTER_SOFT_BOUNCE_LIMIT", 3, minimum=1)
 CELERY_BEAT_SCHEDULE["purge-unconfirmed-signups"] = {
     "task": "newsletter.tasks.purge_unconfirmed",
     "schedule": 6 * 3600.0,
@@ -268,8 +292,30 @@ AUTH_PASSWORD_VALIDATORS = [
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_HTTPS_PROXY", "false") else None
 )
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", "false")
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _site.scheme == "https"
+_https = _site.scheme == "https"
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", "true" if _https and not DEBUG else "false")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _https
+# HSTS once the site is served over HTTPS (a year); set 0 to turn it off while trying HTTPS out.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if _https else 0, minimum=0)
+# The site's host only: other subdomains of its domain are not necessarily ours to pin to
+# HTTPS, nor is the preload list. Hence the two checks silenced below.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = False
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
+X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): our own scripts only, each inline one with the request's
+# nonce; inline styles are allowed because emails viewed in the browser carry style attributes.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:", "https:"],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [SELF],
+        "object-src": [NONE],
+    }
+}
 
 LOGGING = {
     "version": 1,

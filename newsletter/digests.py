@@ -40,7 +40,7 @@ from django.db import transaction
 from django.db.models import Count, Max, Prefetch, Q
 from django.utils import timezone
 
-from newsletter.models import Digest, DigestItem, Subscriber
+from newsletter.models import Click, Digest, DigestItem, Feedback, Subscriber
 from papers import ranking
 from papers.models import Paper
 from papers.ranking_data import paper_text
@@ -104,12 +104,29 @@ def window_days(subscriber: Subscriber) -> int:
     return settings.DIGEST_DAILY_WINDOW_DAYS
 
 
+# What ``interests_of`` reads, prefetched for a whole chunk: one query each.
+SUBSCRIBER_PREFETCH = (
+    "topics",
+    "liked_papers",
+    Prefetch("feedback", queryset=Feedback.objects.select_related("paper")),
+    Prefetch("clicks", queryset=Click.objects.select_related("paper")),
+)
+
+
 def interests_of(subscriber: Subscriber, now: datetime, seen: frozenset[int]) -> ranking.Interests:
+    """The ranking's view of a subscriber: the interests they gave, plus what they did with
+    earlier digests: "more like this" and clicked papers count as liked, "less like this" as
+    disliked (the latest vote on a paper wins over a click)."""
+    votes = {f.paper_id: f.value for f in subscriber.feedback.all()}
+    liked = {p.id: p for p in subscriber.liked_papers.all()}
+    liked |= {c.paper_id: c.paper for c in subscriber.clicks.all()}
+    liked |= {f.paper_id: f.paper for f in subscriber.feedback.all() if f.value > 0}
+    disliked = [f.paper for f in subscriber.feedback.all() if f.value < 0]
     return ranking.Interests(
         topics=[(t.name, t.description) for t in subscriber.topics.all()],
         keywords=list(subscriber.keywords),
-        liked=[paper_text(p, now) for p in subscriber.liked_papers.all()],
-        disliked=[],
+        liked=[paper_text(p, now) for key, p in liked.items() if votes.get(key, 1) > 0],
+        disliked=[paper_text(p, now) for p in disliked],
         excluded_keywords=list(subscriber.excluded_keywords),
         trending_weight=subscriber.trending_weight,
         size=subscriber.digest_size,
@@ -121,7 +138,7 @@ def plan_digests(subscribers: list[Subscriber], now: datetime) -> dict[int, list
     """Pick the papers of each subscriber's next digest. Reads, never writes.
 
     A fixed number of queries for the whole list: candidates, last sends and papers already
-    sent; subscribers need ``topics`` and ``liked_papers`` prefetched.
+    sent; subscribers need ``SUBSCRIBER_PREFETCH`` prefetched.
     """
     if not subscribers:
         return {}
@@ -175,7 +192,7 @@ def compose_chunk(subscriber_ids: list[int], now: datetime | None = None) -> lis
     subscribers = list(
         Subscriber.objects.filter(
             id__in=subscriber_ids, status=Status.ACTIVE, claimed_at__isnull=False
-        ).prefetch_related("topics", "liked_papers")
+        ).prefetch_related(*SUBSCRIBER_PREFETCH)
     )
     periods = {s.id: period_of(s, s.next_digest_at or now) for s in subscribers}
     done = set(
@@ -270,7 +287,6 @@ def send_queued(digest_ids: list[int]) -> SendResult:
     if not digests:
         return result
     domain = urlsplit(settings.SITE_URL).hostname or "localhost"
-    sent: list[Digest] = []
     connection = get_connection()
     try:
         for digest in digests:
@@ -304,17 +320,28 @@ def send_queued(digest_ids: list[int]) -> SendResult:
                 connection.close()  # a 421 or a dropped link leaves the session unusable
                 continue
             status = getattr(message, "anymail_status", None)
-            digest.message_id = (status and status.message_id) or message.extra_headers[
-                "Message-ID"
-            ]
-            digest.status = Digest.Status.SENT
-            digest.sent_at = timezone.now()
-            sent.append(digest)
+            # Recorded at once, not at the end of the chunk: a worker killed mid-chunk leaves
+            # at most this one digest in "sending" (see ``interrupted_sends``).
+            Digest.objects.filter(id=digest.id).update(
+                status=Digest.Status.SENT,
+                sent_at=timezone.now(),
+                message_id=(status and status.message_id) or message.extra_headers["Message-ID"],
+            )
+            result.sent += 1
     finally:
         connection.close()
-        Digest.objects.bulk_update(sent, ["status", "sent_at", "message_id"])
-        result.sent = len(sent)
     return result
+
+
+def interrupted_sends(now: datetime) -> int:
+    """Digests left in "sending" past the lease: their worker died between handing the message
+    to the mail server and recording it. Whether it arrived is unknown, and sending it again
+    could send it twice, so it is recorded as failed for staff to look at."""
+    stale = now - timedelta(minutes=settings.DIGEST_CLAIM_LEASE_MINUTES)
+    return Digest.objects.filter(status=Digest.Status.SENDING, created__lt=stale).update(
+        status=Digest.Status.FAILED,
+        error="interrupted during hand-off to the mail server; delivery unknown, not retried",
+    )
 
 
 def stale_queued(now: datetime, limit: int) -> list[int]:

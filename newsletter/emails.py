@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import re
+import textwrap
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -87,18 +88,30 @@ def excerpt(item: DigestItem, limit: int = 320) -> str:
     return re.sub(r"\s+\S*$", "", cut) + "…"
 
 
+def tracked_url(digest_id: int, paper_id: int, url: str) -> str:
+    """A paper link through the click redirect (``digest_views.follow``)."""
+    return absolute(reverse("follow", args=[sign([digest_id, paper_id, url], "click")]))
+
+
 def digest_context(digest: Digest) -> dict[str, Any]:
     """What the digest templates show; ``digest.items`` should be prefetched with papers."""
     items = []
     for item in digest.items.all():
         paper = item.paper
-        item.excerpt = excerpt(item)  # type: ignore[attr-defined]
-        item.links = {  # type: ignore[attr-defined]
-            "main": paper.url or absolute("/"),
+        item.excerpt = text = excerpt(item)  # type: ignore[attr-defined]
+        item.excerpt_text = textwrap.fill(  # type: ignore[attr-defined]
+            text, width=75, initial_indent="   ", subsequent_indent="   "
+        )
+        links = {
+            "main": paper.url,
             "abstract": paper.abs_url,
             "pdf": paper.pdf_url,
             "code": paper.github_repo,
             "daily": paper.daily_papers_url,
+        }
+        # Every paper link goes through the click redirect, which counts it as interest.
+        item.links = {  # type: ignore[attr-defined]
+            kind: url and tracked_url(digest.id, paper.id, url) for kind, url in links.items()
         }
         item.more_url = absolute(  # type: ignore[attr-defined]
             reverse("feedback", args=[sign([digest.id, paper.id, 1], "feedback")])

@@ -166,3 +166,76 @@ class DigestItem(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.rank} {self.paper_id}"
+
+
+class DeliveryEvent(models.Model):
+    """What an email provider reported about a message, normalised by django-anymail.
+
+    Stored once per provider event, however often the provider retries the webhook.
+    """
+
+    provider = models.CharField(max_length=32)
+    event_type = models.CharField(max_length=32, db_index=True)
+    event_key = models.CharField(
+        max_length=128, help_text="The provider's event id, or a hash of the event."
+    )
+    message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    recipient = models.CharField(max_length=254, blank=True, db_index=True)
+    at = models.DateTimeField(null=True, blank=True)
+    reject_reason = models.CharField(max_length=32, blank=True)
+    soft = models.BooleanField(default=False, help_text="A temporary failure (soft bounce).")
+    description = models.TextField(blank=True)
+    mta_response = models.TextField(blank=True)
+    click_url = models.TextField(blank=True)
+    digest = models.ForeignKey(
+        Digest, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    received = models.DateTimeField(default=timezone.now, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "event_key"], name="delivery_event_once")
+        ]
+        ordering = ["-received"]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.event_type} {self.recipient}"
+
+
+class Click(models.Model):
+    """A reader followed a paper's link from a digest (HEAD requests and link scanners excluded)."""
+
+    digest = models.ForeignKey(Digest, null=True, on_delete=models.SET_NULL, related_name="clicks")
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="clicks")
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="clicks")
+    url = models.URLField(max_length=2000)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber_id} clicked {self.paper_id}"
+
+
+class Feedback(models.Model):
+    """ "More like this" (+1) or "less like this" (-1); the latest vote on a paper counts."""
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="feedback")
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="feedback")
+    digest = models.ForeignKey(
+        Digest, null=True, on_delete=models.SET_NULL, related_name="feedback"
+    )
+    value = models.SmallIntegerField(choices=[(1, "more like this"), (-1, "less like this")])
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subscriber", "paper"], name="feedback_once_per_paper")
+        ]
+        ordering = ["-at"]
+        verbose_name_plural = "feedback"
+
+    def __str__(self) -> str:
+        return f"{self.subscriber_id} {self.value:+d} {self.paper_id}"

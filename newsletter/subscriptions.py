@@ -12,12 +12,13 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
 from newsletter import emails
 from newsletter.forms import CONSENT_VERSION
-from newsletter.models import ConsentRecord, Digest, Subscriber
+from newsletter.models import ConsentRecord, DeliveryEvent, Digest, Subscriber
 from papers.models import Paper
 
 Status = Subscriber.Status
@@ -84,8 +85,15 @@ def signup(data: dict[str, Any], ip: str | None, user_agent: str) -> None:
                 consent_version=CONSENT_VERSION,
             )
             transactional_email = "confirm"
-    context = {"confirm_url": confirm_url(subscriber)} if transactional_email == "confirm" else {}
-    emails.build_email(transactional_email, subscriber, context, transactional=True).send()
+    if transactional_email == "confirm":
+        send_confirmation(subscriber)
+    else:
+        emails.build_email(transactional_email, subscriber, {}, transactional=True).send()
+
+
+def send_confirmation(subscriber: Subscriber) -> None:
+    context = {"confirm_url": confirm_url(subscriber)}
+    emails.build_email("confirm", subscriber, context, transactional=True).send()
 
 
 def confirm_url(subscriber: Subscriber) -> str:
@@ -185,12 +193,39 @@ def export_data(subscriber: Subscriber) -> dict[str, Any]:
             }
             for d in digests
         ],
+        "delivery_events": [
+            {
+                "provider": e.provider,
+                "type": e.event_type,
+                "at": e.at and e.at.isoformat(),
+                "description": e.description,
+                "mta_response": e.mta_response,
+            }
+            for e in delivery_events(subscriber)
+        ],
+        "clicks": [
+            {"paper": c.paper.title, "url": c.url, "at": c.at.isoformat()}
+            for c in subscriber.clicks.select_related("paper")
+        ],
+        "feedback": [
+            {"paper": f.paper.title, "vote": f.get_value_display(), "at": f.at.isoformat()}
+            for f in subscriber.feedback.select_related("paper")
+        ],
     }
 
 
+def delivery_events(subscriber: Subscriber) -> QuerySet[DeliveryEvent]:
+    return DeliveryEvent.objects.filter(
+        Q(digest__subscriber=subscriber) | Q(recipient__iexact=subscriber.email)
+    ).order_by("received")
+
+
+@transaction.atomic
 def erase(subscriber: Subscriber) -> None:
-    """Delete the subscriber and everything personal. Digests stay as anonymous counts
-    (their subscriber becomes empty); consent records and interests go with the row."""
+    """Delete the subscriber and everything personal. Digests and delivery events stay as
+    anonymous counts (no subscriber, no address); consent records, interests, clicks and
+    feedback go with the row."""
+    delivery_events(subscriber).update(recipient="", mta_response="", description="")
     subscriber.delete()
 
 

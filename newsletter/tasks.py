@@ -1,4 +1,5 @@
 import random
+from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
@@ -6,7 +7,8 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
-from newsletter import digests, subscriptions
+from newsletter import digests, subscriptions, tracking
+from newsletter.models import DeliveryEvent
 
 
 def backoff(retries: int) -> float:
@@ -23,9 +25,21 @@ def dispatch_digests() -> int:
     while ids := digests.claim_due_subscribers(now, settings.DIGEST_CHUNK_SIZE):
         send_digest_chunk.delay(ids)
         claimed += len(ids)
+    digests.interrupted_sends(now)
     if stale := digests.stale_queued(now, settings.DIGEST_CHUNK_SIZE):
         send_queued_digests.delay(stale)
+    # Delivery events whose task was lost (broker down at the time) are applied now.
+    for event_id in DeliveryEvent.objects.filter(
+        processed_at__isnull=True, received__lt=now - timedelta(minutes=2)
+    ).values_list("id", flat=True)[: settings.DIGEST_CHUNK_SIZE]:
+        apply_delivery_event.delay(event_id)
     return claimed
+
+
+@shared_task(autoretry_for=(DatabaseError,), retry_backoff=True, retry_jitter=True)
+def apply_delivery_event(event_id: int) -> str:
+    """Act on a provider's event after the webhook has stored it (see ``tracking.apply_event``)."""
+    return tracking.apply_event(event_id)
 
 
 @shared_task(autoretry_for=(DatabaseError,), retry_backoff=True, retry_jitter=True)

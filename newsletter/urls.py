@@ -11,4 +11,5 @@ urlpatterns = [
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
     path("digest/<str:token>/", digest_views.digest_view, name="digest_view"),
     path("feedback/<str:token>/", digest_views.feedback, name="feedback"),
+    path("r/<str:token>/", digest_views.follow, name="follow"),
 ]

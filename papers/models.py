@@ -1,4 +1,5 @@
 from datetime import UTC, datetime, time, timedelta
+from urllib.parse import urlencode
 
 from django.db import models, transaction
 from django.db.models import OuterRef, Q, Subquery
@@ -119,8 +120,20 @@ class Paper(models.Model):
 
     @property
     def url(self) -> str:
-        """The best page for the paper: arXiv when there is an id, else its code or project."""
-        return self.abs_url or self.project_page or self.github_repo
+        """The best page for the paper: arXiv when there is an id, else its project or code,
+        else an arXiv search for its title (text captures carry nothing more)."""
+        return (
+            self.abs_url
+            or self.project_page
+            or self.github_repo
+            or "https://arxiv.org/search/?"
+            + urlencode({"query": self.title, "searchtype": "title"})
+        )
+
+    def links(self) -> set[str]:
+        """Every link of the paper a digest may lead to (the click redirect allows no other)."""
+        found = {self.url, self.abs_url, self.pdf_url, self.daily_papers_url}
+        return {link for link in found | {self.project_page, self.github_repo} if link}
 
     @classmethod
     def find(cls, record: PaperRecord) -> "Paper | None":

@@ -1,4 +1,6 @@
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import urlencode
 
 from celery import shared_task
@@ -22,4 +24,20 @@ def import_daily_papers(self) -> dict[str, int]:  # type: ignore[no-untyped-def]
     summary = import_sources(urls, "hf-json")
     if summary.failed and self.request.retries < self.max_retries:
         raise self.retry()
+    return {"new": summary.new, "updated": summary.updated, "failed": len(summary.failed)}
+
+
+@shared_task
+def import_upload(
+    fmt: str, url: str | None = None, name: str | None = None, content: str | None = None
+) -> dict[str, int]:
+    """The admin's import tool: an URL, or an uploaded file's content carried in the task (the
+    worker may run on another host than the web process that received the upload)."""
+    if url:
+        summary = import_sources([url], fmt)
+    else:
+        with tempfile.TemporaryDirectory(prefix="paperboy-upload-") as folder:
+            path = Path(folder) / Path(name or "upload.txt").name
+            path.write_text(content or "", encoding="utf-8")
+            summary = import_sources([str(path)], fmt)
     return {"new": summary.new, "updated": summary.updated, "failed": len(summary.failed)}

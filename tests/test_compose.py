@@ -127,3 +127,23 @@ def test_a_subscriber_who_stops_after_the_claim_gets_nothing(catalogue, mailoutb
 def test_a_pending_subscriber_never_gets_a_digest(catalogue) -> None:  # type: ignore[no-untyped-def]
     active_subscriber("pending@example.org", ["graph neural networks"], status="pending")
     assert claim_all() == []
+
+
+def test_a_digest_left_mid_hand_off_is_recorded_failed_and_never_sent_again(  # type: ignore[no-untyped-def]
+    catalogue, mailoutbox
+) -> None:
+    from newsletter.tasks import dispatch_digests
+
+    active_subscriber("ada@example.org", ["graph neural networks"])
+    ids = compose_chunk(claim_all())
+    # The worker handed the message over, then died before recording it.
+    Digest.objects.filter(id__in=ids).update(
+        status=Digest.Status.SENDING, created=timezone.now() - timedelta(hours=1)
+    )
+
+    dispatch_digests()
+    send_queued(ids)  # a redelivered chunk too
+
+    digest = Digest.objects.get()
+    assert digest.status == Digest.Status.FAILED and "delivery unknown" in digest.error
+    assert mailoutbox == []

@@ -1,7 +1,10 @@
 """docker-compose.yml cannot run here (no Docker engine), so its wiring is checked by reading."""
 
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -46,3 +49,19 @@ def test_every_environment_variable_the_settings_read_is_documented() -> None:
     read |= set(re.findall(r'os\.environ\.get\("([A-Z_]+)"', settings_text))
     documented = set(re.findall(r"^#? ?([A-Z][A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
     assert read - documented == set()
+
+
+def test_the_compose_environment_passes_the_deployment_checks() -> None:
+    env = {
+        name: re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(value))  # compose's ${VAR:-default}
+        for name, value in COMPOSE["services"]["web"]["environment"].items()
+    }
+    keep = {"PATH", "HOME", "VIRTUAL_ENV", "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "ERROR"],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k in keep} | env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr

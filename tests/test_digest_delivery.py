@@ -1,7 +1,9 @@
 """The whole sending path in CI: a real Celery worker on Redis, PostgreSQL, an SMTP server."""
 
+import base64
 import email
 import email.policy
+import json
 import threading
 import time
 from email.message import EmailMessage
@@ -9,9 +11,11 @@ from email.message import EmailMessage
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 
-from newsletter.models import Digest
-from newsletter.tasks import dispatch_digests, send_digest_chunk
+from newsletter.digests import claim_due_subscribers, compose_chunk
+from newsletter.models import Digest, Subscriber
+from newsletter.tasks import dispatch_digests, send_digest_chunk, send_queued_digests
 from tests.factories import active_subscriber
 
 pytestmark = pytest.mark.integration
@@ -98,3 +102,54 @@ def test_dispatching_twice_at_once_or_redelivering_a_chunk_sends_nothing_twice(
 
     assert len(sink.messages) == 24
     assert Digest.objects.count() == 24
+
+
+def test_a_bounce_or_complaint_posted_by_the_provider_stops_mail_already_queued(
+    smtp_sink, due_subscribers, celery_worker, client, settings
+) -> None:  # type: ignore[no-untyped-def]
+    sink, _ = smtp_sink
+    settings.ANYMAIL = {"WEBHOOK_SECRET": ["hook:s3cret"]}
+    bouncer, complainer = due_subscribers[:2]
+    for n, reader in enumerate((bouncer, complainer)):
+        Digest.objects.create(
+            subscriber=reader, period="2026-01-01", status="sent", message_id=f"<m{n}@x>"
+        )
+    queued = compose_chunk(claim_due_subscribers(timezone.now(), 100))  # the next round
+    assert len(queued) == 24
+
+    auth = "Basic " + base64.b64encode(b"hook:s3cret").decode()
+    for n, (reader, kind) in enumerate(((bouncer, "HardBounce"), (complainer, "SpamComplaint"))):
+        event = {
+            "RecordType": "SpamComplaint" if kind == "SpamComplaint" else "Bounce",
+            "ID": 1000 + n,
+            "Type": kind,
+            "MessageID": f"m{n}@x",
+            "Email": reader.email,
+            "BouncedAt": "2026-01-01T10:00:00Z",
+            "Description": kind,
+        }
+        response = client.post(
+            "/anymail/postmark/tracking/",
+            data=json.dumps(event),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=auth,
+        )
+        assert response.status_code == 200
+    # The worker applies the events (the webhook only stored them).
+    assert wait_for(
+        lambda: (
+            set(Subscriber.objects.filter(status__in=["bounced", "complained"]))
+            == {bouncer, complainer}
+        )
+    )
+
+    send_queued_digests.delay(queued)
+    assert wait_for(lambda: not Digest.objects.filter(status__in=["queued", "sending"]).exists())
+    time.sleep(1)
+    recipients = [parse(raw)["To"] for raw in sink.messages]
+    assert sorted(recipients) == sorted(s.email for s in due_subscribers[2:])
+    assert set(
+        Digest.objects.filter(
+            subscriber__in=[bouncer, complainer], period__gt="2026-01-01"
+        ).values_list("status", flat=True)
+    ) == {"cancelled"}

@@ -1,3 +1,4 @@
+import re
 from datetime import date
 
 import pytest
@@ -86,3 +87,13 @@ def test_healthz_is_503_when_the_database_is_down(client: Client, monkeypatch) -
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["database"] == "down"
+
+
+@pytest.mark.django_db
+def test_pages_carry_a_content_security_policy_and_refuse_framing(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/")
+    policy = response["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    nonce = re.search(r"'nonce-([^']+)'", policy)
+    assert nonce and f'<script nonce="{nonce.group(1)}">' in response.content.decode()
+    assert response["X-Frame-Options"] == "DENY"

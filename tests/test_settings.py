@@ -54,3 +54,51 @@ def test_a_database_url_switches_to_postgresql() -> None:
         text=True,
     )
     assert result.stdout.strip() == "django.db.backends.postgresql"
+
+
+def manage_check(**env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ANYMAIL_")}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "ERROR"],
+        cwd=ROOT,
+        env={**clean, "DEBUG": "false", "SECRET_KEY": "s3cret", "ALLOWED_HOSTS": "x", **env},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_production_without_webhook_credentials_fails_the_checks() -> None:
+    result = manage_check()
+    assert result.returncode != 0
+    assert "newsletter.E001" in result.stderr and "ANYMAIL_WEBHOOK_SECRET" in result.stderr
+
+
+def test_webhook_credentials_may_list_several_to_rotate() -> None:
+    assert manage_check(ANYMAIL_WEBHOOK_SECRET="new:pass").returncode == 0
+    result = subprocess.run(
+        [sys.executable, "-c", "from config import settings; print(settings.ANYMAIL)"],
+        cwd=ROOT,
+        env={**os.environ, "ANYMAIL_WEBHOOK_SECRET": "new:pass, old:word"},
+        capture_output=True,
+        text=True,
+    )
+    assert "'WEBHOOK_SECRET': ['new:pass', 'old:word']" in result.stdout
+
+
+def test_production_settings_pass_every_deployment_check() -> None:
+    clean = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME"}}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=clean
+        | {
+            "DEBUG": "false",
+            "SECRET_KEY": "x7Gq2-vL9pR4mZ8sT1wK6yB3nC5dF0hJ" * 2,
+            "SITE_URL": "https://paperboy.example.org",
+            "ANYMAIL_WEBHOOK_SECRET": "hook:s3cret",
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout

@@ -1,0 +1,165 @@
+import csv
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path
+from django.views.decorators.http import require_POST
+
+from newsletter import dashboard, subscriptions
+from newsletter.models import (
+    Click,
+    ConsentRecord,
+    DeliveryEvent,
+    Digest,
+    DigestItem,
+    Feedback,
+    Subscriber,
+)
+
+
+class ConsentInline(admin.TabularInline[ConsentRecord, Subscriber]):
+    model = ConsentRecord
+    extra = 0
+    can_delete = False
+    readonly_fields = ("kind", "at", "ip", "user_agent", "consent_version")
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(Subscriber)
+class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
+    list_display = ("email", "status", "frequency", "send_hour", "timezone", "next_digest_at")
+    list_filter = ("status", "frequency", "topics")
+    search_fields = ("email",)
+    filter_horizontal = ("topics",)
+    readonly_fields = ("created", "confirmed_at", "unsubscribed_at", "claimed_at")
+    raw_id_fields = ("liked_papers",)
+    inlines = [ConsentInline]
+    actions = ["pause", "resume", "resend_confirmation", "export_csv"]
+    change_form_template = "admin/paperboy/subscriber_change_form.html"
+
+    def get_urls(self) -> list[URLPattern]:
+        def tool(view: Any) -> Any:
+            def run(request: HttpRequest, pk: int) -> HttpResponse:
+                subscriber = get_object_or_404(Subscriber, pk=pk)
+                return view(request, subscriber)
+
+            return self.admin_site.admin_view(run)
+
+        return [
+            path(
+                "<int:pk>/preview/", tool(dashboard.preview), name="newsletter_subscriber_preview"
+            ),
+            path(
+                "<int:pk>/send-test/",
+                require_POST(tool(dashboard.send_test)),
+                name="newsletter_subscriber_send_test",
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.action(description="Pause the selected subscribers")
+    def pause(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
+        for subscriber in queryset:
+            subscriptions.pause(subscriber)
+        self.message_user(request, "Paused the active ones among them.")
+
+    @admin.action(description="Resume the selected subscribers")
+    def resume(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
+        for subscriber in queryset:
+            subscriptions.resume(subscriber)
+        self.message_user(request, "Resumed the paused ones among them.")
+
+    @admin.action(description="Resend the confirmation email (pending only)")
+    def resend_confirmation(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
+        pending = list(queryset.filter(status=Subscriber.Status.PENDING))
+        for subscriber in pending:
+            subscriptions.send_confirmation(subscriber)
+        self.message_user(request, f"Sent {len(pending)} confirmation email(s).")
+
+    @admin.action(description="Export the selected subscribers as CSV")
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> HttpResponse:
+        response = HttpResponse(content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="subscribers.csv"'
+        writer = csv.writer(response)
+        fields = [
+            "email",
+            "status",
+            "frequency",
+            "send_hour",
+            "timezone",
+            "created",
+            "confirmed_at",
+        ]
+        writer.writerow([*fields, "topics", "keywords"])
+        for s in queryset.prefetch_related("topics").order_by("email"):
+            row = [getattr(s, f) for f in fields]
+            topics = "; ".join(t.slug for t in s.topics.all())
+            writer.writerow([*row, topics, "; ".join(s.keywords)])
+        return response
+
+
+class DigestItemInline(admin.TabularInline[DigestItem, Digest]):
+    model = DigestItem
+    extra = 0
+    can_delete = False
+    readonly_fields = ("rank", "paper", "score", "reason")
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(Digest)
+class DigestAdmin(admin.ModelAdmin[Digest]):
+    list_display = ("period", "subscriber", "status", "sent_at", "created")
+    list_filter = ("status",)
+    search_fields = ("subscriber__email", "message_id")
+    list_select_related = ("subscriber",)
+    readonly_fields = [f.name for f in Digest._meta.fields]
+    inlines = [DigestItemInline]
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """What readers and providers did: recorded, never edited by hand."""
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(DeliveryEvent)
+class DeliveryEventAdmin(ReadOnlyAdmin):
+    list_display = ("received", "provider", "event_type", "soft", "recipient", "digest")
+    list_filter = ("provider", "event_type", "soft")
+    search_fields = ("recipient", "message_id")
+    date_hierarchy = "received"
+
+
+@admin.register(Click)
+class ClickAdmin(ReadOnlyAdmin):
+    list_display = ("at", "subscriber", "paper", "url")
+    search_fields = ("subscriber__email", "paper__title")
+    list_select_related = ("subscriber", "paper")
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(ReadOnlyAdmin):
+    list_display = ("at", "subscriber", "paper", "value")
+    list_filter = ("value",)
+    search_fields = ("subscriber__email", "paper__title")
+    list_select_related = ("subscriber", "paper")
+
+
+admin.site.site_header = admin.site.site_title = "Paperboy"

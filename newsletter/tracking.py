@@ -1,0 +1,233 @@
+"""What happens after a digest leaves: provider events, clicks and feedback.
+
+- django-anymail normalises every provider's webhook; ``store_event`` keeps each event once
+  (providers retry) and hands the effect to ``newsletter.tasks.apply_delivery_event``.
+- ``apply_event`` stops mail to addresses that bounce (hard at once, soft after
+  ``NEWSLETTER_SOFT_BOUNCE_LIMIT`` digests in a row), complain or unsubscribe at the provider.
+  Opens and clicks reported by providers are kept for the dashboard only.
+- Paper links in a digest go through ``/r/<token>/`` (``emails.tracked_url``); a ``Click`` is a
+  positive signal for the next ranking, as "more like this" is; "less like this" a negative one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from functools import wraps
+from typing import Any
+
+from anymail.exceptions import AnymailError, AnymailWebhookValidationFailure
+from anymail.signals import AnymailTrackingEvent, EventType, tracking
+from django.conf import settings
+from django.core import checks
+from django.db import transaction
+from django.db.models import Max
+from django.dispatch import receiver
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.urls import URLPattern
+from django.utils import timezone
+
+from newsletter.models import DeliveryEvent, Digest, Subscriber
+from papers.sources import storable
+
+Status = Subscriber.Status
+
+# --- Provider webhooks --------------------------------------------------------------------------
+
+
+def guarded(view: Any) -> Any:
+    """Wrap an anymail webhook view: one transaction per request, and a malformed body gets a
+    400 and stores nothing (anymail lets parse errors through as 500s, which providers retry)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            with transaction.atomic():
+                response: HttpResponse = view(request, *args, **kwargs)
+                return response
+        except AnymailWebhookValidationFailure:
+            raise  # Django answers 400 (SuspiciousOperation)
+        except (
+            AnymailError,
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            IndexError,
+            OverflowError,  # a timestamp no datetime holds: anymail parses it with
+            OSError,  # datetime.fromtimestamp, which raises these for out-of-range values
+        ) as exc:
+            return HttpResponseBadRequest(f"Malformed webhook body: {type(exc).__name__}")
+
+    return wrapper
+
+
+def webhook_urls() -> list[URLPattern]:
+    """anymail's tracking webhook URLs (``/anymail/<esp>/tracking/``), each ``guarded``."""
+    from anymail.urls import urlpatterns
+
+    return [
+        URLPattern(p.pattern, guarded(p.callback), p.default_args, p.name)
+        for p in urlpatterns
+        if isinstance(p, URLPattern) and str(p.pattern).endswith("tracking/")
+    ]
+
+
+def is_soft(event: AnymailTrackingEvent) -> bool:
+    """A temporary failure: anymail's "deferred", or a bounce the provider marks as soft
+    (Postmark ``SoftBounce``, SES ``Transient``, Mailgun ``temporary``)."""
+    if event.event_type == EventType.DEFERRED:
+        return True
+    if event.event_type != EventType.BOUNCED:
+        return False
+    raw = event.esp_event if isinstance(event.esp_event, dict) else {}
+    return (
+        raw.get("Type") == "SoftBounce"
+        or raw.get("severity") == "temporary"
+        or (event.description or "").startswith(("Transient", "Undetermined"))
+    )
+
+
+def event_key(event: AnymailTrackingEvent) -> str:
+    """One key per provider event and recipient (an SES bounce names several recipients under
+    one id); a hash of the raw event when the provider gives no id."""
+    raw = event.event_id or json.dumps(event.esp_event, sort_keys=True, default=str)
+    return hashlib.sha256(f"{raw}\n{event.recipient}".encode()).hexdigest()
+
+
+def digest_of(event: AnymailTrackingEvent) -> Digest | None:
+    message_id = text(event.message_id).strip().strip("<>")
+    if message_id:
+        found = Digest.objects.filter(message_id__in=[message_id, f"<{message_id}>"]).first()
+        if found:
+            return found
+    digest_id = str((event.metadata or {}).get("digest_id", ""))
+    if not (digest_id.isascii() and digest_id.isdigit() and len(digest_id) < 19):  # a bigint
+        return None
+    return Digest.objects.filter(pk=int(digest_id)).first()
+
+
+def text(value: str | None, limit: int | None = None) -> str:
+    """A provider's string as a column holds it: no NUL or lone surrogate, at most ``limit``."""
+    return storable(value or "")[:limit]
+
+
+@receiver(tracking, dispatch_uid="newsletter.store_event")
+def store_event(sender: Any, event: AnymailTrackingEvent, esp_name: str, **kwargs: Any) -> None:
+    if not (event.recipient or event.message_id):
+        raise ValueError("the event names neither a recipient nor a message")  # answered 400
+    stored, created = DeliveryEvent.objects.get_or_create(
+        provider=esp_name,
+        event_key=event_key(event),
+        defaults={
+            "event_type": event.event_type or "unknown",
+            "message_id": text(event.message_id, 255),
+            "recipient": text(event.recipient, 254),
+            "at": event.timestamp,
+            "reject_reason": event.reject_reason or "",
+            "soft": is_soft(event),
+            "description": text(event.description),
+            "mta_response": text(event.mta_response),
+            "click_url": text(event.click_url),
+            "digest": digest_of(event),
+        },
+    )
+    if created:
+        from newsletter.tasks import apply_delivery_event
+
+        transaction.on_commit(lambda: apply_delivery_event.delay(stored.id))
+
+
+def stop_mail(subscriber_id: int, status: str, **fields: Any) -> int:
+    """Mark the subscriber stopped and cancel what is queued; ``send_queued`` checks the status
+    again at hand-off, so a chunk already in a worker sends nothing to them either."""
+    stoppable = [Status.PENDING, Status.ACTIVE, Status.PAUSED]
+    if status == Status.COMPLAINED:
+        stoppable += [Status.UNSUBSCRIBED, Status.BOUNCED]
+    changed = Subscriber.objects.filter(pk=subscriber_id, status__in=stoppable).update(
+        status=status, next_digest_at=None, claimed_at=None, **fields
+    )
+    Digest.objects.filter(subscriber_id=subscriber_id, status=Digest.Status.QUEUED).update(
+        status=Digest.Status.CANCELLED
+    )
+    return changed
+
+
+def soft_bounces_in_a_row(subscriber_id: int) -> int:
+    """Digests that soft-bounced since the subscriber's last delivered, opened or clicked one."""
+    mine = DeliveryEvent.objects.filter(digest__subscriber_id=subscriber_id)
+    last_ok = mine.filter(
+        event_type__in=[EventType.DELIVERED, EventType.OPENED, EventType.CLICKED]
+    ).aggregate(last=Max("received"))["last"]
+    soft = mine.filter(soft=True)
+    if last_ok:
+        soft = soft.filter(received__gt=last_ok)
+    return soft.values("digest").distinct().count()
+
+
+def apply_event(event_id: int) -> str:
+    """Act on a stored event once; return what was done (for logs and tests)."""
+    with transaction.atomic():
+        event = (
+            DeliveryEvent.objects.select_for_update(of=("self",))
+            .filter(pk=event_id, processed_at__isnull=True)
+            .select_related("digest__subscriber")
+            .first()
+        )
+        if event is None:
+            return "already applied"
+        event.processed_at = timezone.now()
+        event.save(update_fields=["processed_at"])
+        subscriber = event.digest.subscriber if event.digest else None
+        if subscriber is None:
+            return "ignored: unknown message"
+        if event.recipient and event.recipient.lower() != subscriber.email.lower():
+            return "ignored: recipient is not the digest's subscriber"
+        if event.event_type == EventType.COMPLAINED:
+            stop_mail(subscriber.pk, Status.COMPLAINED)
+            return "complained"
+        if event.event_type == EventType.UNSUBSCRIBED:
+            stop_mail(subscriber.pk, Status.UNSUBSCRIBED, unsubscribed_at=timezone.now())
+            return "unsubscribed"
+        if event.soft:
+            if soft_bounces_in_a_row(subscriber.pk) >= settings.NEWSLETTER_SOFT_BOUNCE_LIMIT:
+                stop_mail(subscriber.pk, Status.BOUNCED)
+                return "bounced after soft bounces in a row"
+            return "soft bounce counted"
+        if event.event_type in (EventType.BOUNCED, EventType.REJECTED):
+            stop_mail(subscriber.pk, Status.BOUNCED)
+            return "bounced"
+        return "recorded"
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def webhook_credentials(**kwargs: Any) -> list[checks.CheckMessage]:
+    """Outside DEBUG the webhooks must demand basic-auth credentials, or anyone could post a
+    fake bounce and stop a reader's mail."""
+    if settings.DEBUG or settings.ANYMAIL.get("WEBHOOK_SECRET"):
+        return []
+    return [
+        checks.Error(
+            "ANYMAIL_WEBHOOK_SECRET is not set, so anyone could post delivery events.",
+            hint="Set ANYMAIL_WEBHOOK_SECRET=user:password (comma-separate several to rotate) "
+            "and give the same credentials in the provider's webhook URL.",
+            id="newsletter.E001",
+        )
+    ]
+
+
+# --- Clicks and feedback ------------------------------------------------------------------------
+
+# Mail security gateways and link previewers follow links before (or instead of) the reader.
+SCANNERS = re.compile(
+    r"bot\b|crawler|spider|scanner|preview|barracuda|mimecast|proofpoint|safelinks|symantec"
+    r"|urldefense|forcepoint|trendmicro|microsoft office|python-requests|curl/|wget/",
+    re.IGNORECASE,
+)
+
+
+def from_reader(request: HttpRequest) -> bool:
+    """A GET from a browser, not a HEAD or a known link scanner."""
+    agent = request.headers.get("User-Agent", "")
+    return request.method == "GET" and bool(agent) and not SCANNERS.search(agent)

@@ -1,0 +1,227 @@
+"""Links in a digest: the click redirect, "more / less like this", and the next ranking
+learning from them."""
+
+import re
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from newsletter.digests import (
+    SUBSCRIBER_PREFETCH,
+    claim_due_subscribers,
+    compose_chunk,
+    plan_digests,
+    send_queued,
+)
+from newsletter.emails import sign
+from newsletter.models import Click, Digest, Feedback, Subscriber
+from papers.models import Paper
+from tests.factories import active_subscriber
+
+pytestmark = pytest.mark.django_db
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
+
+MOLECULES = [
+    (
+        "Equivariant graph neural networks for molecular property prediction",
+        "We predict molecular properties such as solubility and binding energy with an "
+        "E(3)-equivariant graph neural network over atoms and chemical bonds of molecules.",
+    ),
+    (
+        "Message passing on molecular graphs for drug discovery",
+        "A graph neural network passes messages between atoms and bonds to screen molecules "
+        "for drug discovery and predict chemical properties of candidate compounds.",
+    ),
+    (
+        "Pretraining graph neural networks on millions of molecules",
+        "Self-supervised pretraining of graph neural networks on unlabeled molecules and "
+        "chemical reactions improves molecular property prediction for drug design.",
+    ),
+]
+TRAFFIC = [
+    (
+        "Spatio-temporal graph neural networks for traffic forecasting",
+        "We forecast road traffic speed over sensor networks with a graph neural network "
+        "that models the road graph and temporal dynamics of congestion.",
+    ),
+    (
+        "Graph neural networks for city-scale traffic flow prediction",
+        "Traffic flow at intersections is predicted by a graph neural network over the road "
+        "network, capturing rush-hour congestion and spatial dependencies between roads.",
+    ),
+    (
+        "Forecasting congestion with dynamic road graphs",
+        "Dynamic graph neural networks learn changing road graphs for traffic forecasting "
+        "and congestion prediction across a city's sensor network.",
+    ),
+]
+
+
+@pytest.fixture
+def catalogue() -> dict[str, Paper]:
+    papers = {}
+    for n, (title, abstract) in enumerate(MOLECULES + TRAFFIC):
+        papers[title] = Paper.objects.create(
+            title=title,
+            title_key=title.lower(),
+            arxiv_id=f"2511.{n:05d}",
+            abstract=abstract,
+            upvotes=10,
+            github_repo=f"https://github.com/example/repo{n}",
+            listed_on=timezone.now().date(),
+            source="hf-json",
+        )
+    return papers
+
+
+@pytest.fixture
+def sent_digest(catalogue, mailoutbox):  # type: ignore[no-untyped-def]
+    active_subscriber("ada@example.org", ["graph neural networks"], digest_size=6)
+    send_queued(compose_chunk(claim_due_subscribers(timezone.now(), 10)))
+    return Digest.objects.get(), mailoutbox[0].body
+
+
+def link(text: str, label: str, title: str) -> str:
+    """The path of the ``label`` link under the paper titled ``title`` in a digest's text."""
+    block = text[text.index(title) :]
+    found = re.search(rf"{label}: http://localhost:8000(/\S+/)", block)
+    assert found, block
+    return found.group(1)
+
+
+def test_a_paper_link_redirects_to_the_paper_and_counts_a_click(client, sent_digest) -> None:  # type: ignore[no-untyped-def]
+    digest, text = sent_digest
+    title = TRAFFIC[0][0]
+    response = client.get(link(text, "Code", title), HTTP_USER_AGENT=BROWSER)
+
+    assert response.status_code == 302
+    paper = Paper.objects.get(title=title)
+    assert response["Location"] == paper.github_repo
+    click = Click.objects.get()
+    assert (click.paper, click.digest, click.subscriber) == (paper, digest, digest.subscriber)
+
+
+@pytest.mark.parametrize(
+    ("method", "agent"),
+    [
+        ("head", BROWSER),
+        ("get", ""),
+        ("get", "Mozilla/5.0 (compatible; Barracuda Sentinel)"),
+        ("get", "Mozilla/5.0 (compatible; Microsoft Office Protocol Discovery)"),
+        ("get", "Mimecast URL Protect"),
+    ],
+)
+def test_head_requests_and_link_scanners_redirect_but_count_nothing(  # type: ignore[no-untyped-def]
+    client, sent_digest, method, agent
+) -> None:
+    _, text = sent_digest
+    response = getattr(client, method)(link(text, "PDF", TRAFFIC[1][0]), HTTP_USER_AGENT=agent)
+    assert response.status_code == 302
+    assert not Click.objects.exists()
+    less = link(text, "Less like this", TRAFFIC[1][0])
+    assert getattr(client, method)(less, HTTP_USER_AGENT=agent).status_code == 200
+    assert not Feedback.objects.exists()
+
+
+def test_a_tampered_click_token_is_refused(client, sent_digest) -> None:  # type: ignore[no-untyped-def]
+    _, text = sent_digest
+    path = link(text, "Code", TRAFFIC[0][0])
+    tampered = path[:-3] + ("A" if path[-3] != "A" else "B") + path[-2:]
+    response = client.get(tampered, HTTP_USER_AGENT=BROWSER)
+    assert response.status_code == 404 and "Location" not in response
+    assert not Click.objects.exists()
+
+
+def test_an_expired_click_token_is_refused(client, sent_digest) -> None:  # type: ignore[no-untyped-def]
+    _, text = sent_digest
+    path = link(text, "Code", TRAFFIC[0][0])
+    with time_machine.travel(timezone.now() + timedelta(days=200)):
+        assert client.get(path, HTTP_USER_AGENT=BROWSER).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/phish",
+        "https://github.com/example/repo0",  # a link of another paper
+        "//evil.example",
+    ],
+)
+def test_a_signed_token_for_a_link_not_of_that_paper_is_no_redirect(  # type: ignore[no-untyped-def]
+    client, sent_digest, target
+) -> None:
+    digest, _ = sent_digest
+    paper = Paper.objects.get(title=TRAFFIC[0][0])
+    token = sign([digest.id, paper.id, target], "click")
+    response = client.get(f"/r/{token}/", HTTP_USER_AGENT=BROWSER)
+    assert response.status_code == 404 and "Location" not in response
+    assert not Click.objects.exists()
+
+
+def test_feedback_records_a_vote_the_latest_wins_and_undo_removes_it(client, sent_digest) -> None:  # type: ignore[no-untyped-def]
+    digest, text = sent_digest
+    title = MOLECULES[0][0]
+    more, less = link(text, "More like this", title), link(text, "Less like this", title)
+
+    page = client.get(more, HTTP_USER_AGENT=BROWSER)
+    assert page.status_code == 200 and b"more papers like" in page.content
+    assert Feedback.objects.get().value == 1
+    page = client.get(less, HTTP_USER_AGENT=BROWSER)
+    assert b"fewer papers like" in page.content and b"Undo" in page.content
+    vote = Feedback.objects.get()
+    assert (vote.value, vote.paper.title, vote.digest) == (-1, title, digest)
+
+    page = client.post(less, HTTP_USER_AGENT=BROWSER)
+    assert page.status_code == 200 and b"Undone" in page.content
+    assert not Feedback.objects.exists()
+
+
+def relevance(now) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
+    subscribers = list(Subscriber.objects.order_by("email").prefetch_related(*SUBSCRIBER_PREFETCH))
+    plans = plan_digests(subscribers, now)
+    titles = dict(Paper.objects.values_list("id", "title"))
+    return {s.email: {titles[p.key]: p.relevance for p in plans[s.id]} for s in subscribers}
+
+
+def test_less_like_this_lowers_similar_papers_for_that_reader_only(client, catalogue) -> None:  # type: ignore[no-untyped-def]
+    for email in ("ada@example.org", "bob@example.org"):
+        active_subscriber(email, ["graph neural networks"], digest_size=6)
+    now = timezone.now()
+    before = relevance(now)
+    assert before["ada@example.org"] == before["bob@example.org"]
+
+    ada = Subscriber.objects.get(email="ada@example.org")
+    digest = Digest.objects.create(subscriber=ada, period="2026-11-22", status="sent")
+    disliked = catalogue[MOLECULES[0][0]]
+    digest.items.create(paper=disliked, rank=1, score=1, reason="test")
+    token = sign([digest.id, disliked.id, -1], "feedback")
+    assert client.get(f"/feedback/{token}/", HTTP_USER_AGENT=BROWSER).status_code == 200
+
+    after = relevance(now)
+    assert after["bob@example.org"] == before["bob@example.org"]  # others unchanged
+    mine = after["ada@example.org"]
+    assert disliked.title not in mine  # never picked again
+    for title, _ in MOLECULES[1:]:
+        assert mine.get(title, 0) < before["ada@example.org"][title]  # close papers fall
+    worst_traffic = min(mine[title] for title, _ in TRAFFIC)
+    best_molecule = max(mine.get(title, 0) for title, _ in MOLECULES[1:])
+    assert best_molecule < worst_traffic  # and now rank below the unrelated ones
+
+
+def test_a_click_lifts_similar_papers_for_that_reader(client, catalogue) -> None:  # type: ignore[no-untyped-def]
+    active_subscriber("ada@example.org", ["graph neural networks"], digest_size=6)
+    now = timezone.now()
+    before = relevance(now)["ada@example.org"]
+
+    ada = Subscriber.objects.get()
+    digest = Digest.objects.create(subscriber=ada, period="2026-11-22", status="sent")
+    clicked = catalogue[TRAFFIC[0][0]]
+    digest.items.create(paper=clicked, rank=1, score=1, reason="test")
+    token = sign([digest.id, clicked.id, clicked.abs_url], "click")
+    assert client.get(f"/r/{token}/", HTTP_USER_AGENT=BROWSER).status_code == 302
+
+    after = relevance(now)["ada@example.org"]
+    for title, _ in TRAFFIC[1:]:
+        assert after[title] > before[title]

@@ -1,0 +1,163 @@
+import re
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.core import mail
+from django.test import Client
+from django.utils import timezone
+
+from newsletter import emails, subscriptions
+from newsletter.models import ConsentRecord, Subscriber
+from papers.models import Paper, Topic
+from tests.factories import active_subscriber
+
+pytestmark = pytest.mark.django_db
+
+
+def sign_up(client: Client, email: str = "ada@example.org") -> str:
+    client.post(
+        "/",
+        {
+            "email": email,
+            "keywords": "graph neural networks",
+            "liked": "2503.12345",
+            "frequency": "daily",
+            "weekday": "0",
+            "send_hour": "8",
+            "timezone": "Asia/Tokyo",
+            "consent": "on",
+        },
+    )
+    found = re.search(r"http://[^\s]+/confirm/[^\s]+/", str(mail.outbox[-1].body))
+    assert found
+    return found.group(0)
+
+
+def test_confirming_activates_and_schedules_the_first_digest(client: Client) -> None:
+    Paper.objects.create(title="Liked", title_key="liked", arxiv_id="2503.12345", source="hf-json")
+    link = sign_up(client)
+    assert "Send digests to ada@example.org?" in client.get(link).content.decode()
+    assert Subscriber.objects.get().status == "pending"  # a GET (a link scanner) confirms nothing
+
+    response = client.post(link, REMOTE_ADDR="198.51.100.4", HTTP_USER_AGENT="Safari")
+
+    assert response.status_code == 200 and b"You're subscribed" in response.content
+    subscriber = Subscriber.objects.get()
+    assert subscriber.status == "active" and subscriber.confirmed_at
+    assert subscriber.next_digest_at and subscriber.next_digest_at > timezone.now()
+    assert subscriber.next_digest_at.astimezone(subscriber.zone).hour == 8
+    assert [p.arxiv_id for p in subscriber.liked_papers.all()] == ["2503.12345"]
+    confirm = ConsentRecord.objects.get(kind="confirm")
+    assert (confirm.ip, confirm.user_agent) == ("198.51.100.4", "Safari")
+
+
+def test_a_confirmation_link_expires(client: Client, settings) -> None:  # type: ignore[no-untyped-def]
+    link = sign_up(client)
+    with time_machine.travel(
+        timezone.now() + timedelta(days=settings.NEWSLETTER_CONFIRM_DAYS, hours=1)
+    ):
+        response = client.post(link)
+    assert response.status_code == 404 and b"expired" in response.content
+    assert Subscriber.objects.get().status == "pending"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/confirm/{}/",
+        "/manage/{}/",
+        "/unsubscribe/{}/",
+        "/manage/{}/export/",
+        "/digest/{}/",
+        "/feedback/{}/",
+    ],
+)
+def test_a_tampered_token_gets_a_friendly_404(client: Client, path: str) -> None:
+    reader = active_subscriber("ada@example.org", ["graphs"])
+    token = emails.sign(reader.id, "manage")[:-3] + "abc"
+    response = client.get(path.format(token))
+    assert response.status_code == 404
+    assert b"This link" in response.content or b"broken" in response.content
+
+
+def test_a_token_for_one_purpose_does_not_open_another(client: Client) -> None:
+    reader = active_subscriber("ada@example.org", ["graphs"])
+    assert client.get(f"/manage/{emails.sign(reader.id, 'unsubscribe')}/").status_code == 404
+
+
+def test_the_manage_page_changes_every_preference_and_reschedules(client: Client) -> None:
+    reader = active_subscriber("ada@example.org", ["graphs"])
+    topic = Topic.objects.get(slug="diffusion-models")
+    url = emails.manage_url(reader)
+
+    response = client.post(
+        url,
+        {
+            "action": "save",
+            "topics": [topic.pk],
+            "keywords": "video generation",
+            "liked": "",
+            "excluded_keywords": "medical",
+            "frequency": "weekly",
+            "weekday": "2",
+            "send_hour": "18",
+            "timezone": "America/New_York",
+            "digest_size": "5",
+            "trending_weight": "0.5",
+        },
+    )
+
+    assert response.status_code == 200 and b"Saved" in response.content
+    reader.refresh_from_db()
+    assert reader.keywords == ["video generation"] and reader.excluded_keywords == ["medical"]
+    assert list(reader.topics.all()) == [topic]
+    assert (reader.frequency, reader.weekday, reader.send_hour) == ("weekly", 2, 18)
+    assert (reader.digest_size, reader.trending_weight) == (5, 0.5)
+    local = reader.next_digest_at.astimezone(reader.zone)  # type: ignore[union-attr]
+    assert (local.weekday(), local.hour) == (2, 18)
+
+
+def test_bad_preferences_are_refused_next_to_the_field(client: Client) -> None:
+    reader = active_subscriber("ada@example.org", ["graphs"])
+    response = client.post(
+        emails.manage_url(reader),
+        {
+            "action": "save",
+            "keywords": "graphs",
+            "frequency": "daily",
+            "weekday": "0",
+            "send_hour": "8",
+            "timezone": "Atlantis/Capital",
+            "digest_size": "10",
+            "trending_weight": "0.2",
+        },
+    )
+    assert response.status_code == 400 and b"not a time zone we know" in response.content
+    reader.refresh_from_db()
+    assert reader.timezone == "UTC"
+
+
+def test_pause_and_resume(client: Client) -> None:
+    reader = active_subscriber("ada@example.org", ["graphs"])
+    url = emails.manage_url(reader)
+    client.post(url, {"action": "pause"})
+    reader.refresh_from_db()
+    assert reader.status == "paused" and reader.next_digest_at is None
+    client.post(url, {"action": "resume"})
+    reader.refresh_from_db()
+    assert reader.status == "active" and reader.next_digest_at is not None
+
+
+def test_unconfirmed_signups_are_purged_after_the_configured_days(client: Client, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.NEWSLETTER_PURGE_PENDING_AFTER_DAYS = 7
+    sign_up(client, "old@example.org")
+    active_subscriber("kept@example.org", ["graphs"])
+    later = timezone.now() + timedelta(days=8)
+    with time_machine.travel(later):
+        sign_up(client, "recent@example.org")
+    assert subscriptions.purge_unconfirmed(later) == 1
+    assert set(Subscriber.objects.values_list("email", flat=True)) == {
+        "kept@example.org",
+        "recent@example.org",
+    }

@@ -1,0 +1,58 @@
+"""A staff member in headless Chromium: log in, read the dashboard, preview a reader's next
+digest. Screenshots land in test-artifacts/ (not committed)."""
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from newsletter.models import Subscriber
+from papers.models import Paper
+from tests.factories import active_subscriber
+from tests.test_signup_browser import ARTIFACTS, FLAGS
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def page(chromium_path, live_server, settings, monkeypatch):  # type: ignore[no-untyped-def]
+    from playwright.sync_api import sync_playwright
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # the test's own ORM calls
+    settings.SITE_URL = live_server.url
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=FLAGS)
+        yield browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+        browser.close()
+
+
+def test_staff_log_in_read_the_dashboard_and_preview_a_digest(page, live_server) -> None:  # type: ignore[no-untyped-def]
+    User.objects.create_superuser("editor", "editor@paperboy.example", "a-long-password-42")
+    Paper.objects.create(
+        title="Message passing for molecules",
+        title_key="message passing for molecules",
+        arxiv_id="2511.00042",
+        abstract="Graph neural networks pass messages between atoms of molecules.",
+        listed_on=timezone.now().date(),
+        upvotes=12,
+        source="hf-json",
+    )
+    reader = active_subscriber("ada@example.org", ["graph neural networks"])
+    Subscriber.objects.create(email="pending@example.org")
+
+    page.goto(live_server.url + "/admin/")
+    page.fill("#id_username", "editor")
+    page.fill("#id_password", "a-long-password-42")
+    page.click("input[type=submit]")
+    page.click("text=Dashboard")
+    page.wait_for_selector(".pygal-chart")
+    assert page.inner_text('[data-figure="subscribers-active"] .n') == "1"
+    assert page.inner_text('[data-figure="subscribers-pending"] .n') == "1"
+    page.screenshot(path=ARTIFACTS / "admin-dashboard.png", full_page=True)
+
+    page.goto(f"{live_server.url}/admin/newsletter/subscriber/{reader.pk}/change/")
+    with page.expect_popup() as popup:
+        page.click("text=Preview next digest")
+    preview = popup.value
+    preview.wait_for_selector("text=Message passing for molecules")
+    preview.screenshot(path=ARTIFACTS / "admin-preview.png", full_page=True)

@@ -1,0 +1,123 @@
+import email
+import email.policy
+import re
+
+import pytest
+from django.utils import timezone
+
+from newsletter import emails
+from newsletter.digests import claim_due_subscribers, compose_chunk, send_queued
+from papers.models import Paper
+from tests.factories import active_subscriber
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def digest_message(mailoutbox, settings):  # type: ignore[no-untyped-def]
+    settings.NEWSLETTER_REPLY_TO = "editors@paperboy.example"
+    settings.NEWSLETTER_POSTAL_ADDRESS = "Paperboy, 12 Rue des Papiers, Paris"
+    Paper.objects.create(
+        title="Graph neural networks at scale",
+        title_key="gnn",
+        arxiv_id="2511.00001",
+        abstract="Graph neural networks learn on graphs. " * 20,
+        authors=["Ada Lovelace"],
+        upvotes=42,
+        github_repo="https://github.com/example/gnn",
+        listed_on=timezone.now().date(),
+        source="hf-json",
+    )
+    active_subscriber("ada@example.org", ["graph neural networks"])
+    send_queued(compose_chunk(claim_due_subscribers(timezone.now(), 10)))
+    return mailoutbox[0]
+
+
+def test_a_digest_carries_the_list_headers(digest_message) -> None:  # type: ignore[no-untyped-def]
+    headers = digest_message.extra_headers
+    assert headers["List-Unsubscribe"].startswith("<http://localhost:8000/unsubscribe/")
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert headers["List-Id"] == "Paperboy digest <digest.localhost>"
+    assert digest_message.reply_to == ["editors@paperboy.example"]
+
+
+def test_a_digest_is_multipart_with_inlined_css_and_the_postal_address(digest_message) -> None:  # type: ignore[no-untyped-def]
+    parsed = email.message_from_bytes(
+        digest_message.message().as_bytes(), policy=email.policy.default
+    )
+    text = parsed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = parsed.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "<style" not in html and 'style="' in html
+    assert (
+        "Paperboy, 12 Rue des Papiers, Paris" in text
+        and "Paperboy, 12 Rue des Papiers, Paris" in html
+    )
+
+
+def target(client, text: str, label: str) -> str:  # type: ignore[no-untyped-def]
+    """Where the tracked link after ``label`` in the text part leads."""
+    found = re.search(rf"{label}: http://localhost:8000(/r/\S+/)", text)
+    assert found, f"no tracked {label} link in:\n{text}"
+    response = client.get(found.group(1), HTTP_USER_AGENT="Mozilla/5.0")
+    assert response.status_code == 302
+    return str(response["Location"])
+
+
+def test_the_text_part_reads_well_on_its_own(client, digest_message) -> None:  # type: ignore[no-untyped-def]
+    text = digest_message.body
+    assert "1. Graph neural networks at scale" in text
+    assert "Ada Lovelace" in text
+    assert "Why: matches your keyword 'graph neural networks'" in text
+    assert target(client, text, "Abstract") == "https://arxiv.org/abs/2511.00001"
+    assert target(client, text, "PDF") == "https://arxiv.org/pdf/2511.00001"
+    assert target(client, text, "Code") == "https://github.com/example/gnn"
+    assert target(client, text, "Daily Papers") == "https://huggingface.co/papers/2511.00001"
+    assert "More like this: http://localhost:8000/feedback/" in text
+    assert "Unsubscribe in one click: http://localhost:8000/unsubscribe/" in text
+    assert "<" not in text.replace("<http", "")
+
+
+def test_the_excerpt_is_two_or_three_lines(digest_message) -> None:  # type: ignore[no-untyped-def]
+    html = digest_message.alternatives[0][0]
+    assert "Graph neural networks learn on graphs." in html
+    assert html.count("Graph neural networks learn on graphs.") < 10
+
+
+def test_a_paper_known_only_by_title_still_links_somewhere_useful(client, mailoutbox) -> None:  # type: ignore[no-untyped-def]
+    # The bundled text captures carry a title and an abstract, nothing else.
+    Paper.objects.create(
+        title="Forward Learning of Graph Neural Networks",
+        title_key="forward learning of graph neural networks",
+        abstract="Graph neural networks without backpropagation. " * 5,
+        listed_on=timezone.now().date(),
+        source="text",
+    )
+    active_subscriber("ada@example.org", ["graph neural networks"])
+    send_queued(compose_chunk(claim_due_subscribers(timezone.now(), 10)))
+
+    text = mailoutbox[0].body
+    assert target(client, text, "Find it") == (
+        "https://arxiv.org/search/?query=Forward+Learning+of+Graph+Neural+Networks&searchtype=title"
+    )
+    excerpt_lines = [line for line in text.splitlines() if "backpropagation" in line]
+    assert excerpt_lines and all(line.startswith("   ") for line in excerpt_lines)
+
+
+def test_a_subject_is_one_line_whatever_the_title() -> None:
+    reader = active_subscriber("ada@example.org", ["x"])
+    message = emails.build_email(
+        "confirm", reader, {"confirm_url": "http://x/"}, transactional=True
+    )
+    assert "\n" not in message.subject and "List-Unsubscribe" not in message.extra_headers
+
+
+def test_feedback_links_lead_to_a_thanks_page(client, digest_message) -> None:  # type: ignore[no-untyped-def]
+    link = digest_message.body.split("More like this: ")[1].split()[0]
+    response = client.get(link.removeprefix("http://localhost:8000"))
+    assert response.status_code == 200 and b"more papers like" in response.content
+
+
+def test_the_view_in_browser_link_shows_the_digest(client, digest_message) -> None:  # type: ignore[no-untyped-def]
+    link = digest_message.body.split("View in your browser: ")[1].split()[0]
+    response = client.get(link.removeprefix("http://localhost:8000"))
+    assert response.status_code == 200 and b"Graph neural networks at scale" in response.content

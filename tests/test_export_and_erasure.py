@@ -1,0 +1,91 @@
+import json
+
+import pytest
+from django.apps import apps
+from django.test import Client
+from django.utils import timezone
+
+from newsletter import emails
+from newsletter.digests import claim_due_subscribers, compose_chunk, send_queued
+from newsletter.models import Click, ConsentRecord, DeliveryEvent, Digest, Feedback
+from papers.models import Paper, Topic
+from tests.factories import active_subscriber
+
+pytestmark = pytest.mark.django_db
+EMAIL, IP, AGENT = "ada@example.org", "203.0.113.9", "Mozilla/5.0 (Ada's laptop)"
+
+
+@pytest.fixture
+def reader():  # type: ignore[no-untyped-def]
+    Paper.objects.create(
+        title="Graph neural networks at scale",
+        title_key="gnn",
+        abstract="Graph neural networks.",
+        listed_on=timezone.now().date(),
+        source="text",
+        arxiv_id="2511.00001",
+    )
+    reader = active_subscriber(
+        EMAIL, ["graph neural networks"], excluded_keywords=["medical"], liked_refs=["2511.00001"]
+    )
+    reader.topics.set(Topic.objects.filter(slug="graph-neural-networks"))
+    ConsentRecord.objects.create(
+        subscriber=reader, kind="signup", ip=IP, user_agent=AGENT, consent_version="v1"
+    )
+    send_queued(compose_chunk(claim_due_subscribers(timezone.now(), 10)))
+    digest, paper = Digest.objects.get(), Paper.objects.get()
+    DeliveryEvent.objects.create(
+        provider="Postmark",
+        event_type="delivered",
+        event_key="e1",
+        recipient=EMAIL,
+        digest=digest,
+        mta_response=f"250 OK <{EMAIL}>",
+        at=timezone.now(),
+    )
+    Click.objects.create(digest=digest, subscriber=reader, paper=paper, url=paper.abs_url)
+    Feedback.objects.create(digest=digest, subscriber=reader, paper=paper, value=1)
+    return reader
+
+
+def test_the_export_holds_everything_about_the_subscriber(client: Client, reader) -> None:  # type: ignore[no-untyped-def]
+    response = client.get(
+        emails.manage_url(reader).removeprefix("http://localhost:8000") + "export/"
+    )
+
+    assert response["Content-Disposition"].startswith("attachment")
+    data = json.loads(response.content)
+    assert data["email"] == EMAIL and data["status"] == "active"
+    assert data["interests"] == {
+        "topics": ["Graph neural networks"],
+        "keywords": ["graph neural networks"],
+        "liked_papers": ["2511.00001"],
+        "excluded_keywords": ["medical"],
+    }
+    assert data["schedule"]["timezone"] == "UTC"
+    assert [(c["kind"], c["ip"], c["user_agent"]) for c in data["consent_records"]] == [
+        ("signup", IP, AGENT)
+    ]
+    assert data["digests"][0]["status"] == "sent"
+    assert data["digests"][0]["papers"][0]["title"] == "Graph neural networks at scale"
+    assert [(e["provider"], e["type"]) for e in data["delivery_events"]] == [
+        ("Postmark", "delivered")
+    ]
+    assert data["clicks"][0]["url"] == "https://arxiv.org/abs/2511.00001"
+    assert data["feedback"][0]["vote"] == "more like this"
+
+
+def test_erasure_leaves_no_personal_data_in_any_table(client: Client, reader) -> None:  # type: ignore[no-untyped-def]
+    url = emails.manage_url(reader).removeprefix("http://localhost:8000") + "delete/"
+    assert client.get(url).status_code == 200  # asks first
+    assert client.post(url).status_code == 200
+
+    for model in apps.get_models():
+        for row in model._default_manager.all().values():
+            text = json.dumps(row, default=str)
+            assert EMAIL not in text and IP not in text and AGENT not in text, model
+    digest = Digest.objects.get()  # the anonymous count remains
+    assert digest.subscriber is None and digest.status == "sent"
+    assert DeliveryEvent.objects.get().event_type == "delivered"  # counted, anonymously
+    assert not Click.objects.exists() and not Feedback.objects.exists()
+    assert client.get(url).status_code == 404  # the link is dead now

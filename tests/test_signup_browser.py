@@ -1,0 +1,96 @@
+"""A person's whole journey in headless Chromium: sign up, confirm, manage, unsubscribe, erase.
+Screenshots land in test-artifacts/ (not committed)."""
+
+import re
+from importlib import import_module
+from pathlib import Path
+
+import pytest
+from django.apps import apps
+from django.core import mail
+
+from newsletter.models import Subscriber
+
+add_topics = import_module("papers.migrations.0003_seed_topics").add_topics
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def page(chromium_path, live_server, settings, monkeypatch):  # type: ignore[no-untyped-def]
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are safe.
+    # Only for this test: a subprocess of another test must not inherit it.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+    settings.SITE_URL = live_server.url  # links in emails and pages lead to this server
+    # live_server's database is flushed between tests, which removes the topics the data
+    # migration seeded; seed them again with the migration's own function.
+    add_topics(apps, None)
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=FLAGS)
+        context = browser.new_context(
+            timezone_id="Europe/Berlin", viewport={"width": 420, "height": 900}
+        )
+        yield context.new_page()
+        browser.close()
+
+
+def link_in_last_email(kind: str, live_server) -> str:  # type: ignore[no-untyped-def]
+    found = re.search(rf"{live_server.url}/{kind}/[^\s]+/", str(mail.outbox[-1].body))
+    assert found, mail.outbox[-1].body
+    return found.group(0)
+
+
+def test_signup_confirm_manage_unsubscribe_and_erase_in_a_real_browser(page, live_server) -> None:  # type: ignore[no-untyped-def]
+    page.goto(live_server.url + "/")
+    assert page.input_value("#id_timezone") == "Europe/Berlin"  # pre-filled by the browser
+    page.fill("#id_email", "not an address")
+    page.click("button:has-text('Subscribe')")
+    page.locator(".errorlist").first.wait_for()  # the error sits next to the field
+    assert page.input_value("#id_email") == "not an address"  # what was typed is kept
+
+    page.fill("#id_email", "ada@example.org")
+    page.check("text=Graph neural networks")
+    page.fill("#id_keywords", '"message passing", molecules')
+    page.check("#id_consent")
+    page.screenshot(path=ARTIFACTS / "signup-form.png", full_page=True)
+    page.click("button:has-text('Subscribe')")
+    page.wait_for_selector("text=Check your inbox")
+    page.screenshot(path=ARTIFACTS / "check-inbox.png")
+
+    page.goto(link_in_last_email("confirm", live_server))
+    page.click("text=Yes, confirm")
+    page.wait_for_selector("text=You're subscribed")
+    assert Subscriber.objects.get().status == "active"
+
+    page.click("text=Change your interests or schedule")
+    page.fill("#id_keywords", "protein folding")
+    page.select_option("#id_frequency", "weekly")
+    page.click("text=Save preferences")
+    page.wait_for_selector("text=Saved")
+    page.screenshot(path=ARTIFACTS / "manage.png", full_page=True)
+    reader = Subscriber.objects.get()
+    assert reader.keywords == ["protein folding"] and reader.frequency == "weekly"
+
+    page.click("button:has-text('Unsubscribe')")
+    page.wait_for_selector("text=Unsubscribed")
+    assert Subscriber.objects.get().status == "unsubscribed"
+
+    page.click("text=Delete my data")
+    page.click("text=Delete everything")
+    page.wait_for_selector("text=Your data is gone")
+    page.screenshot(path=ARTIFACTS / "erased.png")
+    assert not Subscriber.objects.exists()
