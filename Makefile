@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 
-.PHONY: install lint test demo serve clean
+.PHONY: install lint test demo serve clean audit chaos
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,16 @@ lint: install
 
 test: lint
 	$(BIN)/pytest
+
+# Fault injection on the real pipeline (needs PostgreSQL via DATABASE_URL, and redis-server);
+# prints a table and fails on any duplicate, loss or mail to someone who stopped. CI runs it.
+CHAOS_SUBSCRIBERS ?= 2000
+chaos: install
+	$(BIN)/python manage.py chaos --subscribers $(CHAOS_SUBSCRIBERS)
+
+# Known vulnerabilities in the installed dependencies (needs to reach the PyPI/OSV advisory APIs).
+audit: install
+	$(BIN)/pip-audit --skip-editable
 
 # Set up, import the bundled papers, send demo subscribers a round of digests through a real
 # worker, then serve the site with the worker and beat until Ctrl-C.
