@@ -13,6 +13,7 @@ import dj_database_url
 import django_stubs_ext
 from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 # Lets admin and queryset classes be subscripted at run time, as the type hints want.
 django_stubs_ext.monkeypatch()
@@ -162,6 +163,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
+        "control_folder": str(VAR_DIR / "broker" / "control"),  # exchanges (default: the cwd)
         "store_processed": False,
     }
 else:
@@ -180,6 +182,20 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", "false")
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# One queue per kind of work. A worker started without -Q consumes them all (make demo, one
+# host); past one machine, give each host the queues it should run, e.g. `-Q compose` on
+# CPU-heavy hosts and `-Q send` near the provider (BENCHMARKS.md, "Scale out").
+# CELERY_QUEUE_PREFIX keeps deployments that share one broker apart (bench_digests uses it).
+QUEUE_PREFIX = env_str("CELERY_QUEUE_PREFIX", "")
+CELERY_TASK_DEFAULT_QUEUE = f"{QUEUE_PREFIX}celery"
+CELERY_TASK_QUEUES = [
+    Queue(QUEUE_PREFIX + name) for name in ("celery", "ingest", "compose", "send")
+]
+CELERY_TASK_ROUTES = {
+    "papers.tasks.*": {"queue": f"{QUEUE_PREFIX}ingest"},
+    "newsletter.tasks.compose_digest_chunk": {"queue": f"{QUEUE_PREFIX}compose"},
+    "newsletter.tasks.send_queued_digests": {"queue": f"{QUEUE_PREFIX}send"},
+}
 # Seconds between the hourly Daily Papers imports (staff can change it in the admin).
 PAPERS_IMPORT_EVERY = env_int("PAPERS_IMPORT_EVERY", 3600, minimum=60)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
@@ -262,6 +278,10 @@ if DIGEST_WHEN_NOTHING_MATCHES not in ("skip", "trending"):
 # Transient send failures are retried this many times, with exponential backoff and jitter.
 DIGEST_SEND_RETRIES = env_int("DIGEST_SEND_RETRIES", 6, minimum=0)
 DIGEST_RETRY_BASE_SECONDS = env_int("DIGEST_RETRY_BASE_SECONDS", 30, minimum=1)
+# The provider's rate limit, shared by all workers through Redis (newsletter/throttle.py):
+# messages per second (0: no limit) and how many may go at once after a quiet spell.
+DIGEST_SEND_PER_SECOND = env_int("DIGEST_SEND_PER_SECOND", 0, minimum=0)
+DIGEST_SEND_BURST = env_int("DIGEST_SEND_BURST", 0, minimum=0)
 CELERY_BEAT_SCHEDULE["dispatch-digests"] = {
     "task": "newsletter.tasks.dispatch_digests",
     "schedule": float(DIGEST_DISPATCH_EVERY),

@@ -590,11 +590,10 @@ def peak_rss_mb(pids: list[int]) -> dict[int, float]:
 
 @dataclass
 class Workers:
-    """``celery worker --concurrency=W`` on the benchmark's own queue, in a subprocess."""
+    """``celery worker --concurrency=W`` on the benchmark's own queues, in a subprocess."""
 
     env: dict[str, str]
     concurrency: int
-    queue: str
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     peaks: dict[int, float] = field(default_factory=dict)
@@ -609,7 +608,6 @@ class Workers:
             "worker",
             f"--concurrency={self.concurrency}",
             "--pool=prefork",
-            f"--queues={self.queue}",
             f"--hostname=bench{os.getpid()}@%h",
             "--loglevel=INFO",
             "--without-gossip",
@@ -651,16 +649,21 @@ class Workers:
         return self.log_path.read_text()[-chars:] if self.log_path.exists() else ""
 
 
-def use_queue(queue: str) -> None:
-    """Chunks dispatched from this process go to the benchmark's queue, so no other worker on
-    the same broker can take them (and the benchmark's workers take nothing else)."""
+def use_queues(prefix: str) -> None:
+    """Tasks sent from this process go to the benchmark's own queues (the workers get the same
+    CELERY_QUEUE_PREFIX), so no other worker on the same broker can take them (and the
+    benchmark's workers take nothing else)."""
     from config.celery import app
 
-    app.conf.task_default_queue = queue
-    app.conf.task_routes = {"newsletter.*": {"queue": queue}}
+    app.conf.task_default_queue = f"{prefix}celery"
+    app.conf.task_routes = {
+        task: {"queue": prefix + route["queue"]}
+        for task, route in settings.CELERY_TASK_ROUTES.items()
+    }
     app.amqp.flush_routes()
     with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge(queue)
+        for queue in settings.CELERY_TASK_QUEUES:
+            conn.default_channel.queue_purge(prefix + queue.name)
 
 
 # --- The pipeline run ---------------------------------------------------------------------------
@@ -1106,7 +1109,7 @@ def _run_in(
     plan = claim_plan(now) if options.explain and scratch.vendor == "postgresql" else None
 
     workers: Workers | None = None
-    queue = f"paperboy-bench-{os.getpid()}"
+    prefix = f"paperboy-bench-{os.getpid()}-"
     try:
         if options.in_process:
             from config.celery import app
@@ -1114,9 +1117,11 @@ def _run_in(
             app.conf.task_always_eager = True
             stack = email_to(port)
         else:
-            use_queue(queue)
+            use_queues(prefix)
             workers = Workers(
-                env, workers_n, queue, Path(settings.VAR_DIR) / "bench" / "worker.log"
+                {**env, "CELERY_QUEUE_PREFIX": prefix},
+                workers_n,
+                Path(settings.VAR_DIR) / "bench" / "worker.log",
             )
             workers.start()
             stack = _nothing()

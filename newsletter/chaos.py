@@ -445,7 +445,7 @@ def case_postgres_cut(run: Run) -> Outcome:
 
 def case_stop_after_claim(run: Run) -> Outcome:
     """Unsubscribes, bounces and complaints arriving between the claim and the send."""
-    from newsletter.tasks import send_digest_chunk, send_queued_digests
+    from newsletter.tasks import compose_digest_chunk, send_queued_digests
 
     ids = reset(run, Behaviour())
     started = time.monotonic()
@@ -471,7 +471,7 @@ def case_stop_after_claim(run: Run) -> Outcome:
     run.worker("chaos-b")
     send_queued_digests.delay(queued)
     for start in range(half, len(claimed), run.chunk):
-        send_digest_chunk.delay(claimed[start : start + run.chunk])
+        compose_digest_chunk.delay(claimed[start : start + run.chunk])
     notes = drive(run)
     outcome = judge(
         run, "unsubscribe/bounce/complaint after claim, before send", started, frozenset(stopped)

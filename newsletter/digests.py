@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -40,6 +41,7 @@ from django.db import transaction
 from django.db.models import Count, Max, Prefetch, Q
 from django.utils import timezone
 
+from newsletter import throttle
 from newsletter.models import Click, Digest, DigestItem, Feedback, Subscriber
 from papers import ranking
 from papers.models import Paper
@@ -290,6 +292,7 @@ def send_queued(digest_ids: list[int]) -> SendResult:
     connection = get_connection()
     try:
         for digest in digests:
+            time.sleep(throttle.reserve())  # the provider's rate, across all workers
             # The last word on whether to send: stopped subscribers get nothing, even now.
             handed_off = Digest.objects.filter(
                 id=digest.id, status=Digest.Status.QUEUED, subscriber__status=Status.ACTIVE

@@ -23,7 +23,7 @@ def dispatch_digests() -> int:
     now = timezone.now()
     claimed = 0
     while ids := digests.claim_due_subscribers(now, settings.DIGEST_CHUNK_SIZE):
-        send_digest_chunk.delay(ids)
+        compose_digest_chunk.delay(ids)
         claimed += len(ids)
     digests.interrupted_sends(now)
     if stale := digests.stale_queued(now, settings.DIGEST_CHUNK_SIZE):
@@ -43,9 +43,14 @@ def apply_delivery_event(event_id: int) -> str:
 
 
 @shared_task(autoretry_for=(DatabaseError,), retry_backoff=True, retry_jitter=True)
-def send_queued_digests(digest_ids: list[int]) -> int:
-    """Send digests left queued (see ``digests.stale_queued``)."""
-    return digests.send_queued(digest_ids).sent
+def compose_digest_chunk(subscriber_ids: list[int]) -> int:
+    """Queue "compose": rank and store a chunk's digests, then hand them to the "send" queue.
+    Digests composed but never handed on (a worker lost in between) are found by
+    ``digests.stale_queued`` in a later dispatch round."""
+    to_send = digests.compose_chunk(subscriber_ids)
+    if to_send:
+        send_queued_digests.delay(to_send)
+    return len(to_send)
 
 
 @shared_task(
@@ -55,15 +60,15 @@ def send_queued_digests(digest_ids: list[int]) -> int:
     retry_jitter=True,
     max_retries=settings.DIGEST_SEND_RETRIES,
 )
-def send_digest_chunk(self: Any, subscriber_ids: list[int]) -> dict[str, int]:
-    """Compose a chunk's digests and send them; transient send failures retry with backoff."""
-    to_send = digests.compose_chunk(subscriber_ids)
-    result = digests.send_queued(to_send)
+def send_queued_digests(self: Any, digest_ids: list[int]) -> dict[str, int]:
+    """Queue "send": send queued digests at the provider's rate; those refused for now (421,
+    451, a dropped link) are retried with backoff, only they, until the retries run out."""
+    result = digests.send_queued(digest_ids)
     if result.retry:
         if self.request.retries >= self.max_retries:
             digests.fail_queued(result.retry, f"gave up after {self.max_retries} retries")
         else:
-            raise self.retry(countdown=backoff(self.request.retries), exc=None)
+            raise self.retry(args=[result.retry], countdown=backoff(self.request.retries), exc=None)
     return {"sent": result.sent, "failed": result.failed, "cancelled": result.cancelled}
 
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from newsletter.digests import claim_due_subscribers, compose_chunk
 from newsletter.models import Digest, Subscriber
-from newsletter.tasks import dispatch_digests, send_digest_chunk, send_queued_digests
+from newsletter.tasks import compose_digest_chunk, dispatch_digests, send_queued_digests
 from tests.factories import active_subscriber
 
 pytestmark = pytest.mark.integration
@@ -96,7 +96,7 @@ def test_dispatching_twice_at_once_or_redelivering_a_chunk_sends_nothing_twice(
     assert wait_for(lambda: Digest.objects.filter(status="sent").count() == 24)
 
     # The broker delivers at least once: the same chunk again must send nothing.
-    send_digest_chunk.delay([s.id for s in due_subscribers])
+    compose_digest_chunk.delay([s.id for s in due_subscribers])
     dispatch_digests.delay()
     time.sleep(5)
 
