@@ -7,7 +7,7 @@ rendered on the server (no script, no external request).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ def share(part: int, whole: int) -> float | None:
 @dataclass
 class Broker:
     reachable: bool
-    queued: int | None  # messages waiting in the default queue
+    waiting: dict[str, int] = field(default_factory=dict)  # messages waiting, per queue
     error: str = ""
 
 
@@ -48,12 +48,17 @@ def broker_state() -> Broker:
     try:
         with celery_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
-            declared = conn.default_channel.queue_declare(
-                queue=celery_app.conf.task_default_queue, passive=True
+            channel = conn.default_channel
+            # Not passive: an empty queue no worker has declared yet is "0 waiting", not an error.
+            return Broker(
+                True,
+                {
+                    queue.name: channel.queue_declare(queue=queue.name).message_count
+                    for queue in celery_app.conf.task_queues
+                },
             )
-            return Broker(True, declared.message_count)
     except Exception as exc:  # a dashboard shows the failure instead of failing itself
-        return Broker(False, None, f"{type(exc).__name__}: {exc}"[:200])
+        return Broker(False, error=f"{type(exc).__name__}: {exc}"[:200])
 
 
 def top_keywords(limit: int = 10) -> list[tuple[str, int]]:

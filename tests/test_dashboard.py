@@ -1,9 +1,11 @@
 """The staff dashboard and tools: each figure against data built here, a constant number of
 queries, the preview and test send, the import tool, and who may use them."""
 
+import re
 from datetime import timedelta
 
 import pytest
+import redis
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
@@ -144,7 +146,7 @@ def test_the_page_shows_the_figures_charts_and_operations(client: Client, staff)
     assert 'data-figure="rate-opened"><span class="n">50.0%</span>' in html
     assert html.count('class="pygal-chart"') == 3  # the three charts
     assert "7 new, 2 updated" in html and "a.json: item 3: no title" in html
-    assert "reachable" in html  # the broker (the file system one here, Redis in CI)
+    assert re.search(r'id="broker">\s*reachable;', html)  # file system broker here, Redis in CI
 
 
 def test_the_dashboard_makes_the_same_queries_for_ten_or_thousands_of_rows(client, staff) -> None:  # type: ignore[no-untyped-def]
@@ -281,3 +283,29 @@ def test_the_import_tool_imports_a_good_file_and_reports_a_broken_one(
     binary = SimpleUploadedFile("x.json", b"\xff\xfe\x00garbage")
     form = client.post("/admin/import-papers/", {"file": binary, "format": "auto"})
     assert b"The file is not UTF-8 text." in form.content
+
+
+def test_the_broker_line_counts_the_tasks_waiting_in_each_queue(redis_url, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    url = redis_url.rsplit("/", 1)[0] + "/9"  # a Redis database of its own, emptied
+    redis.Redis.from_url(url).flushdb()
+    monkeypatch.setenv("CELERY_BROKER_URL", url)  # Celery reads it before app.conf
+    try:
+        empty = dashboard.broker_state()
+        assert empty == dashboard.Broker(True, {"celery": 0, "ingest": 0, "compose": 0, "send": 0})
+        with celery_app.connection_for_write(url) as conn:
+            celery_app.send_task("newsletter.tasks.send_queued_digests", [[1]], connection=conn)
+        assert dashboard.broker_state().waiting == {
+            "celery": 0,
+            "ingest": 0,
+            "compose": 0,
+            "send": 1,
+        }
+    finally:
+        redis.Redis.from_url(url).flushdb()
+
+
+def test_an_unreachable_broker_is_shown_not_raised(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")  # nothing listens there
+    state = dashboard.broker_state()
+    assert not state.reachable and state.waiting == {}
+    assert "Error" in state.error
