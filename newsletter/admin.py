@@ -64,9 +64,8 @@ class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
 
     @admin.action(description="Pause the selected subscribers")
     def pause(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
-        for subscriber in queryset:
-            subscriptions.pause(subscriber)
-        self.message_user(request, "Paused the active ones among them.")
+        paused = subscriptions.pause_all(queryset)
+        self.message_user(request, f"Paused {paused} active subscriber(s).")
 
     @admin.action(description="Resume the selected subscribers")
     def resume(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
@@ -113,30 +112,24 @@ class DigestItemInline(admin.TabularInline[DigestItem, Digest]):
         return False
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """What was sent, and what readers and providers did: recorded, never edited by hand."""
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
 @admin.register(Digest)
-class DigestAdmin(admin.ModelAdmin[Digest]):
+class DigestAdmin(ReadOnlyAdmin):
     list_display = ("period", "subscriber", "status", "sent_at", "created")
     list_filter = ("status",)
     search_fields = ("subscriber__email", "message_id")
     list_select_related = ("subscriber",)
     readonly_fields = [f.name for f in Digest._meta.fields]
     inlines = [DigestItemInline]
-
-    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return False
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """What readers and providers did: recorded, never edited by hand."""
-
-    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return False
 
 
 @admin.register(DeliveryEvent)

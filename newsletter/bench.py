@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -409,22 +409,23 @@ class ScratchDatabase:
     """A database of its own for the benchmark, migrated in a subprocess; while ``use()`` is
     active this process's default connection points at it."""
 
-    def __init__(self) -> None:
+    def __init__(self, suffix: str = "bench") -> None:
         self.settings_dict = connection.settings_dict
         self.vendor = connection.vendor
         self.original_name = str(self.settings_dict["NAME"])
         if self.vendor == "postgresql":
-            self.name = f"{self.original_name}_bench"
+            self.name = f"{self.original_name}_{suffix}"
             parts = urlsplit(settings.DATABASE_URL)
             self.url = parts._replace(path=f"/{self.name}").geturl()
         elif self.vendor == "sqlite":
-            path = Path(settings.VAR_DIR) / "bench.sqlite3"
+            path = Path(settings.VAR_DIR) / f"{suffix}.sqlite3"
             self.name = str(path.resolve())
             self.url = f"sqlite:///{self.name}"
         else:
             raise BenchError(f"the benchmark supports PostgreSQL and SQLite, not {self.vendor}")
 
-    def _admin(self) -> Any:
+    def admin(self) -> Any:
+        """A connection to the server's ``postgres`` database, to create and drop ours."""
         import psycopg
 
         db = self.settings_dict
@@ -443,7 +444,7 @@ class ScratchDatabase:
         if self.vendor == "postgresql":
             from psycopg import sql
 
-            with self._admin() as admin:
+            with self.admin() as admin:
                 admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
         migrate = subprocess.run(
             [sys.executable, "manage.py", "migrate", "--no-input", "--verbosity=0"],
@@ -459,7 +460,7 @@ class ScratchDatabase:
         if self.vendor == "postgresql":
             from psycopg import sql
 
-            with self._admin() as admin:
+            with self.admin() as admin:
                 admin.execute(
                     sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                         sql.Identifier(self.name)
@@ -519,20 +520,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+Handler = TypeVar("Handler")
+
+
 @contextmanager
-def smtp_sink() -> Iterator[tuple[CountingSink, int]]:
+def smtp_sink(handler: Handler) -> Iterator[tuple[Handler, int]]:
+    """An aiosmtpd server on a free loopback port with ``handler``, while the block runs."""
     from aiosmtpd.controller import Controller
 
     # aiosmtpd logs every command at INFO; the progress bar says enough.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
-
-    sink = CountingSink()
     port = free_port()
     # The default limit (33 MB) is fine; a digest is ~20 kB. No TLS: loopback only.
-    controller = Controller(sink, hostname="127.0.0.1", port=port, ready_timeout=10)
+    controller = Controller(handler, hostname="127.0.0.1", port=port, ready_timeout=10)
     controller.start()
     try:
-        yield sink, port
+        yield handler, port
     finally:
         controller.stop()
 
@@ -661,6 +664,13 @@ def use_queues(prefix: str) -> None:
         for task, route in settings.CELERY_TASK_ROUTES.items()
     }
     app.amqp.flush_routes()
+    purge_queues(prefix)
+
+
+def purge_queues(prefix: str = "") -> None:
+    """Empty every queue of ``settings.CELERY_TASK_QUEUES`` (names given the ``prefix``)."""
+    from config.celery import app
+
     with app.connection_for_write() as conn:
         for queue in settings.CELERY_TASK_QUEUES:
             conn.default_channel.queue_purge(prefix + queue.name)
@@ -1071,7 +1081,7 @@ def run(options: Options, progress: Callable[[int], Progress]) -> dict[str, Any]
     figures: dict[str, Any] = {}
     timings: dict[str, float] = {}
     try:
-        with smtp_sink() as (sink, port):
+        with smtp_sink(CountingSink()) as (sink, port):
             env = worker_env(scratch.url, broker, port, options.chunk)
             started = time.perf_counter()
             scratch.create(env)

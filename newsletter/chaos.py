@@ -11,7 +11,6 @@ a ``redis-server`` it starts on a free port.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import random
 import shutil
@@ -22,12 +21,11 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import OperationalError, close_old_connections, connection
@@ -91,20 +89,6 @@ class FaultySink:
                 return "421 4.3.2 Service shutting down, closing the connection"
             self.received.update(envelope.rcpt_tos)
         return "250 Message accepted"
-
-
-@contextmanager
-def faulty_smtp() -> Iterator[tuple[FaultySink, int]]:
-    from aiosmtpd.controller import Controller
-
-    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every command
-    sink, port = FaultySink(), bench.free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port, ready_timeout=10)
-    controller.start()
-    try:
-        yield sink, port
-    finally:
-        controller.stop()
 
 
 # --- Processes: Redis, workers, beat ------------------------------------------------------------
@@ -259,6 +243,12 @@ class Run:
         self.processes.append(process)
         return process
 
+    def two_workers(self) -> Process:
+        """Start workers chaos-a and chaos-b; return chaos-a."""
+        first = self.worker("chaos-a")
+        self.worker("chaos-b")
+        return first
+
     def stop_all(self) -> None:
         for process in self.processes:
             process.kill(signal.SIGTERM)
@@ -267,7 +257,6 @@ class Run:
 
 def reset(run: Run, behaviour: Behaviour) -> list[int]:
     """Fresh subscribers, all due now; no digests or events yet; an empty queue."""
-    from config.celery import app
 
     DeliveryEvent.objects.all().delete()
     DigestItem.objects.all().delete()
@@ -275,8 +264,7 @@ def reset(run: Run, behaviour: Behaviour) -> list[int]:
     Subscriber.objects.all().delete()
     papers = list(bench.Paper.objects.all())
     ids = bench.create_subscribers(run.rng, run.subscribers, papers, timezone.now())
-    with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge(app.conf.task_default_queue)
+    bench.purge_queues()
     run.sink.reset(behaviour)
     return ids
 
@@ -327,7 +315,13 @@ def drive(run: Run, fault: Callable[[], None] | None = None, after: float = 0.2)
     return [f"{error} (x{n})" if n > 1 else error for error, n in errors.items()]
 
 
-def judge(run: Run, case: str, started: float, stopped: frozenset[str] = frozenset()) -> Outcome:
+def judge(
+    run: Run,
+    case: str,
+    started: float,
+    notes: list[str],
+    stopped: frozenset[str] = frozenset(),
+) -> Outcome:
     close_old_connections()
     everyone = set(Subscriber.objects.values_list("email", flat=True))
     due = everyone - stopped
@@ -346,25 +340,26 @@ def judge(run: Run, case: str, started: float, stopped: frozenset[str] = frozens
         failed=len(failed & due),
         unwanted=sum(1 for e in stopped if received[e]),
         seconds=round(time.monotonic() - started, 1),
+        notes=notes,
     )
 
 
 def case_worker_killed(run: Run) -> Outcome:
     reset(run, Behaviour())
     started = time.monotonic()
-    victim = run.worker("chaos-a")
-    run.worker("chaos-b")
-    notes = drive(run, lambda: victim.kill(signal.SIGKILL))
-    outcome = judge(run, "one of two workers SIGKILLed mid-chunk", started)
-    outcome.notes = notes
-    return outcome
+    victim = run.two_workers()
+    return judge(
+        run,
+        "one of two workers SIGKILLed mid-chunk",
+        started,
+        drive(run, lambda: victim.kill(signal.SIGKILL)),
+    )
 
 
 def case_double_dispatch(run: Run) -> Outcome:
     reset(run, Behaviour())
     started = time.monotonic()
-    run.worker("chaos-a")
-    run.worker("chaos-b")
+    run.two_workers()
     beats = [beat(f"chaos-beat-{n}", run.env, run.logs) for n in (1, 2)]
     for b in beats:
         b.start(ready=None)
@@ -379,57 +374,48 @@ def case_double_dispatch(run: Run) -> Outcome:
         racer.start()
     for racer in racers:
         racer.join()
-    notes = drive(run)
-    outcome = judge(run, "dispatch run three times at once, and two beats", started)
-    outcome.notes = notes
-    return outcome
+    return judge(run, "dispatch run three times at once, and two beats", started, drive(run))
 
 
 def case_flaky_smtp(run: Run) -> Outcome:
     reset(run, Behaviour(temporary_share=0.3, refuse_every=25))
     started = time.monotonic()
-    run.worker("chaos-a")
-    run.worker("chaos-b")
-    notes = drive(run)
-    outcome = judge(run, "SMTP 421/451 and dropped links (30%), 550 for 1 in 25", started)
+    run.two_workers()
+    outcome = judge(
+        run, "SMTP 421/451 and dropped links (30%), 550 for 1 in 25", started, drive(run)
+    )
     refused = {e for e in Subscriber.objects.values_list("email", flat=True) if run.sink.refused(e)}
     not_failed = refused - set(
         Digest.objects.filter(status="failed").values_list("subscriber__email", flat=True)
     )
     if not_failed:
         outcome.lost += len(not_failed)
-        notes.append(f"{len(not_failed)} refused addresses not recorded as failed")
-    outcome.notes = notes
+        outcome.notes.append(f"{len(not_failed)} refused addresses not recorded as failed")
     return outcome
 
 
 def case_redis_restart(run: Run) -> Outcome:
     reset(run, Behaviour())
     started = time.monotonic()
-    run.worker("chaos-a")
-    run.worker("chaos-b")
+    run.two_workers()
 
     def restart() -> None:
         run.redis.stop()
         time.sleep(3)
         run.redis.start()
 
-    notes = drive(run, restart)
-    outcome = judge(run, "Redis restarted mid-run (its queue lost)", started)
-    outcome.notes = notes
-    return outcome
+    return judge(run, "Redis restarted mid-run (its queue lost)", started, drive(run, restart))
 
 
 def case_postgres_cut(run: Run) -> Outcome:
     reset(run, Behaviour())
     started = time.monotonic()
-    run.worker("chaos-a")
-    run.worker("chaos-b")
+    run.two_workers()
     name = connection.settings_dict["NAME"]
 
     def cut() -> None:
         for _ in range(3):
-            with bench.ScratchDatabase()._admin() as admin:
+            with bench.ScratchDatabase().admin() as admin:
                 admin.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                     "WHERE datname = %s AND pid <> pg_backend_pid()",
@@ -437,10 +423,7 @@ def case_postgres_cut(run: Run) -> Outcome:
                 )
             time.sleep(1)
 
-    notes = drive(run, cut)
-    outcome = judge(run, "PostgreSQL connections cut mid-run (3 times)", started)
-    outcome.notes = notes
-    return outcome
+    return judge(run, "PostgreSQL connections cut mid-run (3 times)", started, drive(run, cut))
 
 
 def case_stop_after_claim(run: Run) -> Outcome:
@@ -452,31 +435,34 @@ def case_stop_after_claim(run: Run) -> Outcome:
     claimed = digests.claim_due_subscribers(timezone.now(), run.subscribers)
     readers = list(Subscriber.objects.filter(id__in=claimed).order_by("id"))
     stopped: set[str] = set()
-    for n, reader in enumerate(readers[: len(readers) // 10]):  # a tenth stop after the claim
-        stop = [
-            lambda r: subscriptions.unsubscribe(r),
-            lambda r: tracking.stop_mail(r.pk, Status.BOUNCED),
-            lambda r: tracking.stop_mail(r.pk, Status.COMPLAINED),
-        ][n % 3]
-        stop(reader)
-        stopped.add(reader.email)
+    ways = [
+        subscriptions.unsubscribe,
+        lambda r: tracking.stop_mail(r.pk, Status.BOUNCED),
+        lambda r: tracking.stop_mail(r.pk, Status.COMPLAINED),
+    ]
+
+    def stop(batch: list[Subscriber]) -> None:
+        for n, reader in enumerate(batch):
+            ways[n % len(ways)](reader)
+            stopped.add(reader.email)
+
+    tenth = len(readers) // 10
+    stop(readers[:tenth])  # a tenth stop after the claim
     half = len(claimed) // 2
     queued = digests.compose_chunk(claimed[:half])  # composed, not yet sent...
-    for n, reader in enumerate(readers[half : half + len(readers) // 10]):  # ...and these stop
-        [subscriptions.unsubscribe, lambda r: tracking.stop_mail(r.pk, Status.BOUNCED)][n % 2](
-            reader
-        )
-        stopped.add(reader.email)
-    run.worker("chaos-a")
-    run.worker("chaos-b")
+    stop(readers[half : half + tenth])  # ...and a tenth of those stop too
+    run.two_workers()
     send_queued_digests.delay(queued)
     for start in range(half, len(claimed), run.chunk):
         compose_digest_chunk.delay(claimed[start : start + run.chunk])
-    notes = drive(run)
     outcome = judge(
-        run, "unsubscribe/bounce/complaint after claim, before send", started, frozenset(stopped)
+        run,
+        "unsubscribe/bounce/complaint after claim, before send",
+        started,
+        drive(run),
+        frozenset(stopped),
     )
-    outcome.notes = [*notes, f"{len(stopped)} of {len(ids)} stopped"]
+    outcome.notes.append(f"{len(stopped)} of {len(ids)} stopped")
     return outcome
 
 
@@ -501,9 +487,7 @@ def run_cases(
         raise ChaosError("chaos needs PostgreSQL: set DATABASE_URL=postgres://...")
     from config.celery import app
 
-    scratch = bench.ScratchDatabase()
-    scratch.name = f"{scratch.original_name}_chaos"
-    scratch.url = urlsplit(settings.DATABASE_URL)._replace(path=f"/{scratch.name}").geturl()
+    scratch = bench.ScratchDatabase("chaos")
     redis = Redis()
     redis.start()
     logs = Path(settings.VAR_DIR) / "chaos"
@@ -526,7 +510,7 @@ def run_cases(
     app._after_fork()  # drop pooled connections to the configured broker; new ones go to ours
     outcomes = []
     try:
-        with faulty_smtp() as (sink, port):
+        with bench.smtp_sink(FaultySink()) as (sink, port):
             env = bench.worker_env(scratch.url, redis.url, port, chunk) | {
                 "DIGEST_CLAIM_LEASE_MINUTES": "1",
                 "DIGEST_RETRY_BASE_SECONDS": "1",

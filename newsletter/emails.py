@@ -102,16 +102,10 @@ def digest_context(digest: Digest) -> dict[str, Any]:
         item.excerpt_text = textwrap.fill(  # type: ignore[attr-defined]
             text, width=75, initial_indent="   ", subsequent_indent="   "
         )
-        links = {
-            "main": paper.url,
-            "abstract": paper.abs_url,
-            "pdf": paper.pdf_url,
-            "code": paper.github_repo,
-            "daily": paper.daily_papers_url,
-        }
         # Every paper link goes through the click redirect, which counts it as interest.
         item.links = {  # type: ignore[attr-defined]
-            kind: url and tracked_url(digest.id, paper.id, url) for kind, url in links.items()
+            kind: url and tracked_url(digest.id, paper.id, url)
+            for kind, url in paper.digest_links().items()
         }
         item.more_url = absolute(  # type: ignore[attr-defined]
             reverse("feedback", args=[sign([digest.id, paper.id, 1], "feedback")])

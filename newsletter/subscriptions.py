@@ -134,7 +134,12 @@ def unsubscribe(subscriber: Subscriber) -> None:
 
 
 def pause(subscriber: Subscriber) -> None:
-    Subscriber.objects.filter(pk=subscriber.pk, status=Status.ACTIVE).update(
+    pause_all(Subscriber.objects.filter(pk=subscriber.pk))
+
+
+def pause_all(subscribers: QuerySet[Subscriber]) -> int:
+    """Pause the active ones among ``subscribers`` in one update; how many were paused."""
+    return subscribers.filter(status=Status.ACTIVE).update(
         status=Status.PAUSED, next_digest_at=None
     )
 

@@ -43,6 +43,10 @@ class ImportSummary:
     def ok(self) -> bool:
         return not self.invalid and not self.failed
 
+    def totals(self) -> dict[str, int]:
+        """What a task returns: counts only, JSON-ready."""
+        return {"new": self.new, "updated": self.updated, "failed": len(self.failed)}
+
     def count(self, outcome: str) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
 

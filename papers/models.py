@@ -130,10 +130,19 @@ class Paper(models.Model):
             + urlencode({"query": self.title, "searchtype": "title"})
         )
 
+    def digest_links(self) -> dict[str, str]:
+        """The links a digest shows for the paper, by kind ("" when it has none of a kind)."""
+        return {
+            "main": self.url,
+            "abstract": self.abs_url,
+            "pdf": self.pdf_url,
+            "code": self.github_repo,
+            "daily": self.daily_papers_url,
+        }
+
     def links(self) -> set[str]:
         """Every link of the paper a digest may lead to (the click redirect allows no other)."""
-        found = {self.url, self.abs_url, self.pdf_url, self.daily_papers_url}
-        return {link for link in found | {self.project_page, self.github_repo} if link}
+        return {link for link in [*self.digest_links().values(), self.project_page] if link}
 
     @classmethod
     def find(cls, record: PaperRecord) -> "Paper | None":

@@ -24,7 +24,7 @@ def import_daily_papers(self) -> dict[str, int]:  # type: ignore[no-untyped-def]
     summary = import_sources(urls, "hf-json")
     if summary.failed and self.request.retries < self.max_retries:
         raise self.retry()
-    return {"new": summary.new, "updated": summary.updated, "failed": len(summary.failed)}
+    return summary.totals()
 
 
 @shared_task
@@ -40,4 +40,4 @@ def import_upload(
             path = Path(folder) / Path(name or "upload.txt").name
             path.write_text(content or "", encoding="utf-8")
             summary = import_sources([str(path)], fmt)
-    return {"new": summary.new, "updated": summary.updated, "failed": len(summary.failed)}
+    return summary.totals()

@@ -1,10 +1,13 @@
 """Staff screens open for every model, with data in them."""
 
+import csv
+import io
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from newsletter.models import Click, DeliveryEvent, Digest, Feedback
+from newsletter.models import Click, DeliveryEvent, Digest, Feedback, Subscriber
 from papers.models import Paper
 from tests.factories import active_subscriber
 
@@ -36,3 +39,39 @@ def test_every_admin_list_and_detail_page_opens(admin_client) -> None:  # type: 
         assert admin_client.get(changelist).status_code == 200, changelist
         change = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[row.pk])
         assert admin_client.get(change).status_code == 200, change
+
+
+def run_action(admin_client, action: str, *subscribers):  # type: ignore[no-untyped-def]
+    return admin_client.post(
+        reverse("admin:newsletter_subscriber_changelist"),
+        {"action": action, "_selected_action": [s.pk for s in subscribers]},
+    )
+
+
+def test_subscriber_actions_pause_resume_resend_and_export(admin_client, mailoutbox) -> None:  # type: ignore[no-untyped-def]
+    ada = active_subscriber("ada@example.org", ["graph neural networks"])
+    bob = active_subscriber("bob@example.org", ["diffusion"], status=Subscriber.Status.PENDING)
+
+    run_action(admin_client, "pause", ada, bob)
+    ada.refresh_from_db()
+    bob.refresh_from_db()
+    assert (ada.status, ada.next_digest_at) == (Subscriber.Status.PAUSED, None)
+    assert bob.status == Subscriber.Status.PENDING  # only active subscribers pause
+
+    run_action(admin_client, "resume", ada)
+    ada.refresh_from_db()
+    assert ada.status == Subscriber.Status.ACTIVE and ada.next_digest_at is not None
+
+    run_action(admin_client, "resend_confirmation", ada, bob)
+    assert [m.to for m in mailoutbox] == [["bob@example.org"]]  # pending ones only
+    assert "/confirm/" in mailoutbox[0].body
+
+    export = run_action(admin_client, "export_csv", ada, bob)
+    rows = list(csv.reader(io.StringIO(export.content.decode())))
+    assert export["Content-Type"] == "text/csv"
+    assert [r[:2] for r in rows] == [
+        ["email", "status"],
+        ["ada@example.org", "active"],
+        ["bob@example.org", "pending"],
+    ]
+    assert rows[1][-1] == "graph neural networks"

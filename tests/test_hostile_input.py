@@ -25,6 +25,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from newsletter import emails, tracking
+from newsletter.forms import SignupForm
 from newsletter.models import DeliveryEvent, Digest, Subscriber
 from papers.importing import PARSERS, import_sources
 from papers.models import Paper, Topic
@@ -107,18 +108,7 @@ def json_values(max_leaves: int = 10) -> st.SearchStrategy[Any]:
 
 # --- 1. The signup form -----------------------------------------------------------------------
 
-SIGNUP_FIELDS = (
-    "email",
-    "topics",
-    "keywords",
-    "liked",
-    "frequency",
-    "weekday",
-    "send_hour",
-    "timezone",
-    "consent",
-    "website",
-)
+SIGNUP_FIELDS = tuple(SignupForm.field_order)
 # Text a test client can post: any character except lone surrogates, which no browser sends.
 ANY_TEXT = st.text(max_size=300)
 ASCII_ODD = st.text(alphabet=string.printable + "\x00\x0b\x0c\x85\u2028", max_size=80)
