@@ -126,6 +126,14 @@ TEMPLATES = [
             ],
         },
     },
+    {
+        # Emails (templates/emails/): Jinja2, because every digest is rendered, and fast.
+        "NAME": "emails",
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": False,
+        "OPTIONS": {"environment": "newsletter.emails.environment"},
+    },
 ]
 
 # --- Database ---------------------------------------------------------------------------------

@@ -782,13 +782,12 @@ def measure_ranking(chunk: int, limit: int, now: datetime) -> tuple[float, float
     """``rank_chunk`` on the population, chunk by chunk, as compose calls it: (µs per
     subscriber once the candidates are prepared, ms of the first chunk that prepares them)."""
     subscribers = list(
-        Subscriber.objects.filter(status=Subscriber.Status.ACTIVE)
-        .order_by("id")
-        .prefetch_related(*digests.SUBSCRIBER_PREFETCH)[:limit]
+        Subscriber.objects.filter(status=Subscriber.Status.ACTIVE).order_by("id")[:limit]
     )
     candidates = [paper_text(p, now) for p in Paper.objects.all().trending(now)]
     model = digests.catalogue_model()
-    interests = [digests.interests_of(s, now, frozenset()) for s in subscribers]
+    signals = digests.signals_of([s.id for s in subscribers])
+    interests = [digests.interests_of(s, signals[s.id], model, frozenset()) for s in subscribers]
     floor = settings.DIGEST_RELEVANCE_FLOOR
     started = time.perf_counter()
     ranking.rank_chunk(model, candidates, interests[:chunk], floor=floor)

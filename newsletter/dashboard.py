@@ -231,7 +231,7 @@ def compose_preview(subscriber: Subscriber, now: datetime | None = None) -> Any:
     nothing is sent.
     """
     now = now or timezone.now()
-    reader = Subscriber.objects.prefetch_related(*digests.SUBSCRIBER_PREFETCH).get(pk=subscriber.pk)
+    reader = digests.for_planning(Subscriber.objects.filter(pk=subscriber.pk)).get()
     picks = digests.plan_digests([reader], now)[reader.pk]
     if not picks:
         return None

@@ -22,10 +22,17 @@ def unsign(token: str, purpose: str) -> Any:
         raise Http404("This link is broken or has expired.") from None
 
 
+def digest_id(token: str) -> int:
+    value = unsign(token, "digest")
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise Http404("This link is broken.")
+    return value
+
+
 def digest_view(request: HttpRequest, token: str) -> HttpResponse:
     items = DigestItem.objects.select_related("paper").order_by("rank")
     digest = (
-        Digest.objects.filter(pk=unsign(token, "digest"), subscriber__isnull=False)
+        Digest.objects.filter(pk=digest_id(token), subscriber__isnull=False)
         .select_related("subscriber")
         .prefetch_related(Prefetch("items", queryset=items))
         .first()
@@ -35,33 +42,26 @@ def digest_view(request: HttpRequest, token: str) -> HttpResponse:
     return HttpResponse(emails.digest_email(digest).alternatives[0][0])
 
 
-def digest_item(value: Any, last: type) -> tuple[DigestItem, int, Any]:
-    """The digest item a [digest id, paper id, extra] token names, its subscriber, the extra;
-    or 404."""
-    if not (
-        isinstance(value, list)
-        and len(value) == 3
-        and all(isinstance(v, int) for v in value[:2])
-        and isinstance(value[2], last)
-    ):
-        raise Http404("This link is broken.")
+def digest_item(token: str, paper_id: int) -> tuple[DigestItem, int]:
+    """The item of the digest ``token`` names for ``paper_id``, and its subscriber; or 404."""
     item = (
-        DigestItem.objects.filter(digest_id=value[0], paper_id=value[1])
+        DigestItem.objects.filter(digest_id=digest_id(token), paper_id=paper_id)
         .select_related("paper", "digest")
         .first()
     )
     if item is None or item.digest.subscriber_id is None:
         raise Http404("This paper is no longer in that digest.")
-    return item, item.digest.subscriber_id, value[2]
+    return item, item.digest.subscriber_id
 
 
 @require_http_methods(["GET", "HEAD"])
-def follow(request: HttpRequest, token: str) -> HttpResponse:
-    """A paper link from a digest: count the click, then redirect to one of the paper's own
-    links, never anywhere else."""
-    item, subscriber_id, url = digest_item(unsign(token, "click"), str)
-    if url not in item.paper.links():
-        raise Http404("This link does not lead to that paper.")
+def follow(request: HttpRequest, token: str, paper_id: int, kind: str) -> HttpResponse:
+    """A paper link from a digest: count the click, then redirect to that paper's own link of
+    that kind (``Paper.digest_links``), never anywhere else."""
+    item, subscriber_id = digest_item(token, paper_id)
+    url = item.paper.digest_links().get(kind)
+    if not url:
+        raise Http404("That paper has no such link.")
     if tracking.from_reader(request):
         Click.objects.create(
             digest=item.digest, subscriber_id=subscriber_id, paper=item.paper, url=url
@@ -70,12 +70,10 @@ def follow(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
-def feedback(request: HttpRequest, token: str) -> HttpResponse:
+def feedback(request: HttpRequest, token: str, paper_id: int, vote: int) -> HttpResponse:
     """ "More like this" / "less like this": GET records the vote (the next digest uses it),
     POST from the thanks page undoes it."""
-    item, subscriber_id, vote = digest_item(unsign(token, "feedback"), int)
-    if vote not in (1, -1):
-        raise Http404("This link is broken.")
+    item, subscriber_id = digest_item(token, paper_id)
     mine = Feedback.objects.filter(subscriber_id=subscriber_id, paper=item.paper)
     if request.method == "POST":
         mine.filter(value=vote).delete()

@@ -32,13 +32,27 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import make_msgid
+from typing import Any
 from urllib.parse import urlsplit
 
 from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import get_connection
-from django.db import transaction
-from django.db.models import Count, Max, Prefetch, Q
+from django.db import connection, transaction
+from django.db.models import (
+    Count,
+    DateTimeField,
+    IntegerField,
+    Max,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    TextField,
+    Value,
+)
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from newsletter import throttle
@@ -86,18 +100,32 @@ def make_everyone_due(now: datetime) -> int:
 # --- Composition --------------------------------------------------------------------------------
 
 _model_cache: dict[tuple[int, datetime | None], ranking.Model] = {}
+Catalogue = tuple[int, datetime | None]  # (papers, last change): when it differs, refit
 
 
-def catalogue_model() -> ranking.Model:
+def catalogue_state() -> dict[str, Any]:
+    """The catalogue's size and last change as annotations, so a query on papers can bring
+    them along instead of a query of their own."""
+    table = Paper._meta.db_table
+    return {
+        "catalogue_size": RawSQL(f"SELECT COUNT(*) FROM {table}", (), output_field=IntegerField()),
+        "catalogue_changed": RawSQL(
+            f"SELECT MAX(updated) FROM {table}", (), output_field=DateTimeField()
+        ),
+    }
+
+
+def catalogue_model(state: Catalogue | None = None) -> ranking.Model:
     """The vector-space model fitted on the whole catalogue, refitted when it changes."""
-    state = Paper.objects.aggregate(n=Count("id"), changed=Max("updated"))
-    key = (state["n"], state["changed"])
-    if key not in _model_cache:
+    if state is None:
+        found = Paper.objects.aggregate(n=Count("id"), changed=Max("updated"))
+        state = (found["n"], found["changed"])
+    if state not in _model_cache:
         now = timezone.now()
         papers = [paper_text(p, now) for p in Paper.objects.all()]
         _model_cache.clear()
-        _model_cache[key] = ranking.fit_model(papers)
-    return _model_cache[key]
+        _model_cache[state] = ranking.fit_model(papers)
+    return _model_cache[state]
 
 
 def window_days(subscriber: Subscriber) -> int:
@@ -106,29 +134,70 @@ def window_days(subscriber: Subscriber) -> int:
     return settings.DIGEST_DAILY_WINDOW_DAYS
 
 
-# What ``interests_of`` reads, prefetched for a whole chunk: one query each.
-SUBSCRIBER_PREFETCH = (
-    "topics",
-    "liked_papers",
-    Prefetch("feedback", queryset=Feedback.objects.select_related("paper")),
-    Prefetch("clicks", queryset=Click.objects.select_related("paper")),
-)
+def for_planning(subscribers: QuerySet[Subscriber]) -> QuerySet[Subscriber]:
+    """Subscribers as ``plan_digests`` reads them: with ``last_sent``, when they last got one."""
+    last = Digest.objects.filter(subscriber=OuterRef("pk"), sent_at__isnull=False)
+    return subscribers.annotate(last_sent=Subquery(last.order_by("-sent_at").values("sent_at")[:1]))
 
 
-def interests_of(subscriber: Subscriber, now: datetime, seen: frozenset[int]) -> ranking.Interests:
+@dataclass
+class Signals:
+    """What a subscriber told us beyond their own row: followed topics, liked papers, and
+    what they did with earlier digests (votes, clicks)."""
+
+    topics: list[tuple[str, str]] = field(default_factory=list)
+    liked: set[int] = field(default_factory=set)
+    votes: dict[int, int] = field(default_factory=dict)
+    clicked: set[int] = field(default_factory=set)
+
+
+def signals_of(subscriber_ids: list[int]) -> dict[int, Signals]:
+    """Every subscriber's topics, liked papers, votes and clicks: one query for them all."""
+    text = Value("", output_field=TextField())
+    # (order_by(): a part of a UNION may not be ordered)
+    topics = Subscriber.topics.through.objects.filter(subscriber_id__in=subscriber_ids).order_by()
+    liked = Subscriber.liked_papers.through.objects.filter(
+        subscriber_id__in=subscriber_ids
+    ).order_by()
+    rows = topics.values_list(
+        "subscriber_id", Value("topic"), "topic_id", Value(0), "topic__name", "topic__description"
+    ).union(
+        liked.values_list("subscriber_id", Value("liked"), "paper_id", Value(1), text, text),
+        Feedback.objects.filter(subscriber_id__in=subscriber_ids)
+        .order_by()
+        .values_list("subscriber_id", Value("vote"), "paper_id", "value", text, text),
+        Click.objects.filter(subscriber_id__in=subscriber_ids)
+        .order_by()
+        .values_list("subscriber_id", Value("click"), "paper_id", Value(1), text, text),
+        all=True,
+    )
+    found: dict[int, Signals] = defaultdict(Signals)
+    for subscriber_id, kind, key, value, name, description in rows:
+        signals = found[subscriber_id]
+        if kind == "topic":
+            signals.topics.append((name, description))
+        elif kind == "liked":
+            signals.liked.add(key)
+        elif kind == "vote":
+            signals.votes[key] = value
+        else:
+            signals.clicked.add(key)
+    return found
+
+
+def interests_of(
+    subscriber: Subscriber, signals: Signals, model: ranking.Model, seen: frozenset[int]
+) -> ranking.Interests:
     """The ranking's view of a subscriber: the interests they gave, plus what they did with
     earlier digests: "more like this" and clicked papers count as liked, "less like this" as
-    disliked (the latest vote on a paper wins over a click)."""
-    votes = {f.paper_id: f.value for f in subscriber.feedback.all()}
-    liked = {p.id: p for p in subscriber.liked_papers.all()}
-    liked |= {c.paper_id: c.paper for c in subscriber.clicks.all()}
-    liked |= {f.paper_id: f.paper for f in subscriber.feedback.all() if f.value > 0}
-    disliked = [f.paper for f in subscriber.feedback.all() if f.value < 0]
+    disliked (the latest vote on a paper wins over a click). Papers are the model's own."""
+    votes = signals.votes
+    liked = signals.liked | signals.clicked | {key for key, vote in votes.items() if vote > 0}
     return ranking.Interests(
-        topics=[(t.name, t.description) for t in subscriber.topics.all()],
+        topics=sorted(signals.topics),
         keywords=list(subscriber.keywords),
-        liked=[paper_text(p, now) for key, p in liked.items() if votes.get(key, 1) > 0],
-        disliked=[paper_text(p, now) for p in disliked],
+        liked=model.texts(sorted(k for k in liked if votes.get(k, 1) > 0)),
+        disliked=model.texts(sorted(k for k, vote in votes.items() if vote < 0)),
         excluded_keywords=list(subscriber.excluded_keywords),
         trending_weight=subscriber.trending_weight,
         size=subscriber.digest_size,
@@ -139,19 +208,23 @@ def interests_of(subscriber: Subscriber, now: datetime, seen: frozenset[int]) ->
 def plan_digests(subscribers: list[Subscriber], now: datetime) -> dict[int, list[ranking.Pick]]:
     """Pick the papers of each subscriber's next digest. Reads, never writes.
 
-    A fixed number of queries for the whole list: candidates, last sends and papers already
-    sent; subscribers need ``SUBSCRIBER_PREFETCH`` prefetched.
+    Three queries for the whole list: the candidates (with the catalogue's state), the
+    subscribers' signals, and the papers already sent; subscribers come from
+    ``for_planning``.
     """
     if not subscribers:
         return {}
     oldest = now - timedelta(days=max(window_days(s) for s in subscribers))
-    candidates = list(Paper.objects.filter(listed_on__gte=oldest.date()).trending(now))
-    last_sent = dict(
-        Digest.objects.filter(subscriber__in=subscribers, sent_at__isnull=False)
-        .values("subscriber")
-        .annotate(last=Max("sent_at"))
-        .values_list("subscriber", "last")
+    candidates = list(
+        Paper.objects.filter(listed_on__gte=oldest.date())
+        .annotate(**catalogue_state())
+        .trending(now)
     )
+    if not candidates:
+        return {s.id: [] for s in subscribers}
+    first: Any = candidates[0]  # every row carries the catalogue's state
+    model = catalogue_model((first.catalogue_size, first.catalogue_changed))
+    signals = signals_of([s.id for s in subscribers])
     seen: dict[int, set[int]] = defaultdict(set)
     for subscriber_id, paper_id in DigestItem.objects.filter(
         digest__subscriber__in=subscribers, paper__in=[p.id for p in candidates]
@@ -159,17 +232,18 @@ def plan_digests(subscribers: list[Subscriber], now: datetime) -> dict[int, list
         seen[subscriber_id].add(paper_id)
     for subscriber in subscribers:
         # Candidates: listed since the previous digest, within the frequency's window.
+        last_sent = getattr(subscriber, "last_sent", None)
         since = max(
             (now - timedelta(days=window_days(subscriber))).date(),
-            (last_sent.get(subscriber.id) or now - timedelta(days=366)).date(),
+            (last_sent or now - timedelta(days=366)).date(),
         )
         seen[subscriber.id] |= {
             p.id for p in candidates if p.listed_on is None or p.listed_on < since
         }
     picks = ranking.rank_chunk(
-        catalogue_model(),
+        model,
         [paper_text(p, now) for p in candidates],
-        [interests_of(s, now, frozenset(seen[s.id])) for s in subscribers],
+        [interests_of(s, signals[s.id], model, frozenset(seen[s.id])) for s in subscribers],
         floor=settings.DIGEST_RELEVANCE_FLOOR,
     )
     plans = {s.id: p for s, p in zip(subscribers, picks, strict=True)}
@@ -186,28 +260,35 @@ def compose_chunk(subscriber_ids: list[int], now: datetime | None = None) -> lis
     """Compose the digests of a chunk of claimed subscribers; return the ids of all digests of
     these subscribers waiting to be sent.
 
-    A fixed number of queries whatever the chunk's size. Only subscribers still active and
-    still claimed are composed, so a redelivered task composes nothing twice (and the
-    (subscriber, period) constraint backs that up); it only finds the digests to send.
+    Ten queries whatever the chunk's size (BEGIN and COMMIT included). Only subscribers
+    still active and still claimed are composed, so a redelivered task composes nothing
+    twice (and the (subscriber, period) constraint backs that up); it only finds the digests
+    to send.
     """
     now = now or timezone.now()
     subscribers = list(
-        Subscriber.objects.filter(
-            id__in=subscriber_ids, status=Status.ACTIVE, claimed_at__isnull=False
-        ).prefetch_related(*SUBSCRIBER_PREFETCH)
+        for_planning(
+            Subscriber.objects.filter(
+                id__in=subscriber_ids, status=Status.ACTIVE, claimed_at__isnull=False
+            )
+        )
     )
     periods = {s.id: period_of(s, s.next_digest_at or now) for s in subscribers}
-    done = set(
-        Digest.objects.filter(
-            subscriber__in=subscribers, period__in=set(periods.values())
-        ).values_list("subscriber", "period")
-    )
+    done = set()
+    waiting = []  # digests of the chunk already composed and still queued (a redelivery)
+    for digest_id, subscriber_id, period, status in Digest.objects.filter(
+        Q(period__in=set(periods.values())) | Q(status=Digest.Status.QUEUED),
+        subscriber_id__in=subscriber_ids,
+    ).values_list("id", "subscriber_id", "period", "status"):
+        done.add((subscriber_id, period))
+        if status == Digest.Status.QUEUED:
+            waiting.append(digest_id)
     fresh = [s for s in subscribers if (s.id, periods[s.id]) not in done]
     plans = plan_digests(fresh, now)
     with transaction.atomic():
         digests = [
             Digest(
-                subscriber=subscriber,
+                subscriber_id=subscriber.id,
                 period=periods[subscriber.id],
                 created=now,
                 status=Digest.Status.QUEUED if plans[subscriber.id] else Digest.Status.SKIPPED,
@@ -218,20 +299,37 @@ def compose_chunk(subscriber_ids: list[int], now: datetime | None = None) -> lis
         Digest.objects.bulk_create(digests)
         DigestItem.objects.bulk_create(
             DigestItem(
-                digest=digest, paper_id=pick.key, rank=rank, score=pick.score, reason=pick.reason
+                digest_id=digest.id,
+                paper_id=pick.key,
+                rank=rank,
+                score=pick.score,
+                reason=pick.reason,
             )
             for digest in digests
             for rank, pick in enumerate(plans[digest.subscriber_id or 0], 1)
         )
-        for subscriber in subscribers:
-            subscriber.next_digest_at = subscriber.next_send_after(now)
-            subscriber.claimed_at = None
-        Subscriber.objects.bulk_update(subscribers, ["next_digest_at", "claimed_at"])
-    return list(
-        Digest.objects.filter(
-            subscriber_id__in=subscriber_ids, status=Digest.Status.QUEUED
-        ).values_list("id", flat=True)
-    )
+        reschedule({s.id: s.next_send_after(now) for s in subscribers})
+    return sorted(waiting + [d.id for d in digests if d.status == Digest.Status.QUEUED])
+
+
+def reschedule(next_at: dict[int, datetime]) -> None:
+    """Set each subscriber's next send time and release their claim, in one statement (Django's
+    ``bulk_update`` builds a CASE per row and field, which cost more than composing)."""
+    if not next_at:
+        return
+    table = connection.ops.quote_name(Subscriber._meta.db_table)
+    field = Subscriber._meta.get_field("next_digest_at")
+    rows = ", ".join(["(%s, %s)"] * len(next_at))
+    params: list[Any] = []
+    for subscriber_id, at in next_at.items():
+        params += [subscriber_id, field.get_db_prep_value(at, connection)]
+    with connection.cursor() as cursor:
+        # VALUES names its columns column1, column2 on PostgreSQL and SQLite alike.
+        cursor.execute(
+            f"UPDATE {table} SET next_digest_at = v.column2, claimed_at = NULL "
+            f"FROM (VALUES {rows}) AS v WHERE {table}.id = v.column1",
+            params,
+        )
 
 
 NOTHING_MATCHED = "Nothing matched your interests closely; here are the top trending papers."

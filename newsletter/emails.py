@@ -1,11 +1,13 @@
-"""Every email Paperboy sends is built here, from three templates per email:
-``emails/<name>-subject.html``, ``-body-text.html`` and ``-body-html.html``.
+"""Every email Paperboy sends is built here, from three Jinja2 templates per email:
+``emails/<name>-subject.html``, ``-body-text.html`` and ``-body-html.html`` (only the HTML body
+is autoescaped).
 """
 
 from __future__ import annotations
 
 import re
 import textwrap
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,10 +17,27 @@ from django.core import signing
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
+from jinja2 import Environment, StrictUndefined
 
-from newsletter.models import Digest, DigestItem, Subscriber
+from newsletter.models import Digest, Subscriber
 
 _inliner = css_inline.CSSInliner(keep_style_tags=False)
+
+
+def environment(**options: Any) -> Environment:
+    """The Jinja2 environment of the "emails" template engine (``settings.TEMPLATES``)."""
+    return Environment(
+        **{
+            **options,
+            "autoescape": lambda name: bool(name and name.endswith("-body-html.html")),
+            "undefined": StrictUndefined,  # a misspelt variable fails a test, not a reader
+            "keep_trailing_newline": True,
+        }
+    )
+
+
+def render(name: str, context: dict[str, Any]) -> str:
+    return render_to_string(f"emails/{name}", context, using="emails")
 
 
 def absolute(path: str) -> str:
@@ -57,9 +76,9 @@ def build_email(
         **context,
     }
     # One line, whatever the template says: a newline in a subject would inject headers.
-    subject = " ".join(render_to_string(f"emails/{name}-subject.html", context).split())
-    text = render_to_string(f"emails/{name}-body-text.html", context)
-    html = _inliner.inline(render_to_string(f"emails/{name}-body-html.html", context))
+    subject = " ".join(render(f"{name}-subject.html", context).split())
+    text = render(f"{name}-body-text.html", context)
+    html = _inliner.inline(render(f"{name}-body-html.html", context))
     headers = {"List-Id": list_id()}
     if not transactional:
         headers["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"
@@ -76,9 +95,10 @@ def build_email(
     return message
 
 
-def excerpt(item: DigestItem, limit: int = 320) -> str:
-    """Two or three lines: the AI summary when there is one, else the abstract's start."""
-    text = item.paper.ai_summary or item.paper.abstract
+@lru_cache(maxsize=4096)
+def excerpt(text: str, limit: int = 320) -> str:
+    """Two or three lines of a paper's AI summary or abstract (cached: a round of digests
+    shows the same few hundred papers over and over)."""
     if len(text) <= limit:
         return text
     cut = text[:limit]
@@ -88,37 +108,33 @@ def excerpt(item: DigestItem, limit: int = 320) -> str:
     return re.sub(r"\s+\S*$", "", cut) + "…"
 
 
-def tracked_url(digest_id: int, paper_id: int, url: str) -> str:
-    """A paper link through the click redirect (``digest_views.follow``)."""
-    return absolute(reverse("follow", args=[sign([digest_id, paper_id, url], "click")]))
+@lru_cache(maxsize=4096)
+def indented(text: str) -> str:
+    return textwrap.fill(text, width=75, initial_indent="   ", subsequent_indent="   ")
 
 
 def digest_context(digest: Digest) -> dict[str, Any]:
-    """What the digest templates show; ``digest.items`` should be prefetched with papers."""
+    """What the digest templates show; ``digest.items`` should be prefetched with papers.
+
+    One signed token per digest: the digest's own page, and under it each paper's links
+    (``<view_url><paper id>/<link kind>/``, through the click redirect, which counts the click)
+    and its "more/less like this" links (``<view_url><paper id>/more/`` and ``less/``); see
+    ``newsletter/urls.py``. Signing every link instead cost more than rendering the email.
+    """
+    view_url = absolute(reverse("digest_view", args=[sign(digest.id, "digest")]))
     items = []
     for item in digest.items.all():
         paper = item.paper
-        item.excerpt = text = excerpt(item)  # type: ignore[attr-defined]
-        item.excerpt_text = textwrap.fill(  # type: ignore[attr-defined]
-            text, width=75, initial_indent="   ", subsequent_indent="   "
-        )
-        # Every paper link goes through the click redirect, which counts it as interest.
+        under = f"{view_url}{paper.id}/"
+        item.excerpt = excerpt(paper.ai_summary or paper.abstract)  # type: ignore[attr-defined]
+        item.excerpt_text = indented(item.excerpt)  # type: ignore[attr-defined]
         item.links = {  # type: ignore[attr-defined]
-            kind: url and tracked_url(digest.id, paper.id, url)
-            for kind, url in paper.digest_links().items()
+            kind: url and f"{under}{kind}/" for kind, url in paper.digest_links().items()
         }
-        item.more_url = absolute(  # type: ignore[attr-defined]
-            reverse("feedback", args=[sign([digest.id, paper.id, 1], "feedback")])
-        )
-        item.less_url = absolute(  # type: ignore[attr-defined]
-            reverse("feedback", args=[sign([digest.id, paper.id, -1], "feedback")])
-        )
+        item.more_url = f"{under}more/"  # type: ignore[attr-defined]
+        item.less_url = f"{under}less/"  # type: ignore[attr-defined]
         items.append(item)
-    return {
-        "digest": digest,
-        "items": items,
-        "view_url": absolute(reverse("digest_view", args=[sign(digest.id, "digest")])),
-    }
+    return {"digest": digest, "items": items, "view_url": view_url}
 
 
 def digest_email(digest: Digest) -> EmailMultiAlternatives:

@@ -5,8 +5,9 @@
 - ``apply_event`` stops mail to addresses that bounce (hard at once, soft after
   ``NEWSLETTER_SOFT_BOUNCE_LIMIT`` digests in a row), complain or unsubscribe at the provider.
   Opens and clicks reported by providers are kept for the dashboard only.
-- Paper links in a digest go through ``/r/<token>/`` (``emails.tracked_url``); a ``Click`` is a
-  positive signal for the next ranking, as "more like this" is; "less like this" a negative one.
+- Paper links in a digest go through ``/digest/<token>/<paper>/<kind>/``
+  (``emails.digest_context``); a ``Click`` is a positive signal for the next ranking, as "more
+  like this" is; "less like this" a negative one.
 """
 
 from __future__ import annotations

@@ -70,7 +70,8 @@ def test_a_confirmation_link_expires(client: Client, settings) -> None:  # type:
         "/unsubscribe/{}/",
         "/manage/{}/export/",
         "/digest/{}/",
-        "/feedback/{}/",
+        "/digest/{}/1/more/",
+        "/digest/{}/1/abstract/",
     ],
 )
 def test_a_tampered_token_gets_a_friendly_404(client: Client, path: str) -> None:

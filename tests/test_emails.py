@@ -56,7 +56,7 @@ def test_a_digest_is_multipart_with_inlined_css_and_the_postal_address(digest_me
 
 def target(client, text: str, label: str) -> str:  # type: ignore[no-untyped-def]
     """Where the tracked link after ``label`` in the text part leads."""
-    found = re.search(rf"{label}: http://localhost:8000(/r/\S+/)", text)
+    found = re.search(rf"{label}: http://localhost:8000(/digest/\S+/)", text)
     assert found, f"no tracked {label} link in:\n{text}"
     response = client.get(found.group(1), HTTP_USER_AGENT="Mozilla/5.0")
     assert response.status_code == 302
@@ -72,7 +72,7 @@ def test_the_text_part_reads_well_on_its_own(client, digest_message) -> None:  #
     assert target(client, text, "PDF") == "https://arxiv.org/pdf/2511.00001"
     assert target(client, text, "Code") == "https://github.com/example/gnn"
     assert target(client, text, "Daily Papers") == "https://huggingface.co/papers/2511.00001"
-    assert "More like this: http://localhost:8000/feedback/" in text
+    assert "More like this: http://localhost:8000/digest/" in text
     assert "Unsubscribe in one click: http://localhost:8000/unsubscribe/" in text
     assert "<" not in text.replace("<http", "")
 

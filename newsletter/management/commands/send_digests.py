@@ -44,7 +44,7 @@ class Command(BaseCommand):
         due = Subscriber.objects.filter(status=Subscriber.Status.ACTIVE)
         if not everyone:
             due = due.filter(next_digest_at__lte=now)
-        subscribers = list(due.prefetch_related(*digests.SUBSCRIBER_PREFETCH))
+        subscribers = list(digests.for_planning(due))
         plans = digests.plan_digests(subscribers, now)
         titles = dict(
             Paper.objects.filter(
