@@ -357,6 +357,7 @@ class Candidates:
         self.lookup = np.full(int(keys.max()) + 1 if len(keys) and small else 0, -1, np.int32)
         if small:
             self.lookup[keys] = np.arange(len(keys))
+        self.keys: list[int] = keys.tolist()
         self.order = np.argsort(keys, kind="stable")
         self.sorted_keys = keys[self.order]
         self.texts = [phrase_text("\n".join(p.segments())) for p in papers]
@@ -685,46 +686,53 @@ def _picks(
     trend_led: np.ndarray,
     interests_list: Sequence[Interests],
 ) -> list[list[Pick]]:
-    """The picks with their scores and reasons; the per-subscriber work is only this."""
+    """The picks with their scores and reasons; the per-subscriber work is only this (it runs
+    for every pick of every digest, hence the plain lists and the one zip per row)."""
     safe = chosen.clip(min=0)
-    scores = np.take_along_axis(score, safe, axis=1).tolist()
-    relevance = np.take_along_axis(scored.relevance, safe, axis=1).tolist()
-    trending = trend_led.tolist()
     topics, topic_sims = _closest(scored.component_sims, scored.topic_rows, safe)
     liked, liked_sims = _closest(scored.component_sims, scored.liked_rows, safe)
     candidates = scored.candidates
+    texts, signals, keys = candidates.texts, candidates.signals, candidates.keys
+    rows = zip(
+        interests_list,
+        chosen.tolist(),
+        np.take_along_axis(score, safe, axis=1).tolist(),
+        np.take_along_axis(scored.relevance, safe, axis=1).tolist(),
+        trend_led.tolist(),
+        topics,
+        topic_sims,
+        liked,
+        liked_sims,
+        strict=True,
+    )
     digests = []
-    for row, (interests, indices) in enumerate(zip(interests_list, chosen.tolist(), strict=True)):
+    for interests, *columns in rows:
         needles = [(k, n) for k in interests.keywords if (n := model.needle(k))]
         picks = []
-        for j, index in enumerate(indices):
+        for index, pick_score, relevance, trending, topic, topic_sim, liked_title, liked_sim in zip(
+            *columns, strict=True
+        ):
             if index < 0:
                 break
-            text = candidates.texts[index]
+            text = texts[index]
             matched = [k for k, n in needles if n in text]
             if len(matched) > 1:
                 why = f"matches your keywords '{matched[0]}' and '{matched[1]}'"
             elif matched:
                 why = f"matches your keyword '{matched[0]}'"
-            elif liked_sims[row][j] > max(topic_sims[row][j], 0):
-                why = f"like '{_shorten(liked[row][j])}' you liked"
-            elif topic_sims[row][j] > 0:
-                why = f"in your topic '{topics[row][j]}'"
+            elif liked_sim > topic_sim and liked_sim > 0:
+                why = f"like '{_shorten(liked_title)}' you liked"
+            elif topic_sim > 0:
+                why = f"in your topic '{topic}'"
             elif interests.keywords:
                 why = f"close to your keyword '{_nearest_keyword(interests.keywords, text)}'"
             else:
                 why = ""
-            signal = candidates.signals[index]
-            if trending[row][j]:
+            signal = signals[index]
+            if trending:
                 signal = f"trending, {signal}" if signal else "trending"
-            picks.append(
-                Pick(
-                    key=candidates.papers[index].key,
-                    score=scores[row][j],
-                    relevance=relevance[row][j],
-                    reason=f"{why} · {signal}" if why and signal else why or signal,
-                )
-            )
+            reason = f"{why} · {signal}" if why and signal else why or signal
+            picks.append(Pick(keys[index], pick_score, relevance, reason))
         digests.append(picks)
     return digests
 
