@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -97,24 +98,21 @@ def celery_worker(
     import redis
 
     redis.Redis.from_url(broker).flushdb()
-    log_path = tmp_path / "worker.log"
+    options = ("--concurrency=2", "--without-gossip", "--without-mingle", "--without-heartbeat")
+    with running_worker(worker_environment(broker), tmp_path / "worker.log", *options) as proc:
+        yield proc
+
+
+@contextmanager
+def running_worker(
+    env: dict[str, str], log_path: Path, *options: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker process with ``env``, once it says it is ready; stopped after."""
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--loglevel=INFO",
-                "--concurrency=2",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", *options],
             cwd=ROOT,
-            env=worker_environment(broker),
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )

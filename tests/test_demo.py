@@ -5,10 +5,11 @@ this keeps the demo's SQLite path (raw SQL in compose included) from rotting uns
 import email
 import email.policy
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.conftest import running_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = (
@@ -39,31 +40,9 @@ def test_the_demo_sends_each_reader_a_digest_on_sqlite_and_the_file_system_broke
     for step in (["migrate", "--no-input"], ["load_demo_papers"]):
         done = manage(env, *step)
         assert done.returncode == 0, done.stderr[-3000:]
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--concurrency=1",
-            "-l",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
+    with running_worker(env, tmp_path / "worker.log", "--concurrency=1"):
         done = manage(env, "demo_round", "--timeout", "240")
-    finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        _, worker_log = worker.communicate(timeout=60)
-    assert done.returncode == 0, f"{done.stdout}\n{done.stderr[-3000:]}\n{worker_log[-3000:]}"
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr[-3000:]}"
     assert (tmp_path / "paperboy.sqlite3").exists()
 
     outbox = sorted((tmp_path / "outbox").glob("*.eml"))
