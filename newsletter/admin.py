@@ -2,6 +2,7 @@ import csv
 from typing import Any
 
 from django.contrib import admin
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
@@ -114,6 +115,8 @@ class DigestItemInline(admin.TabularInline[DigestItem, Digest]):
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """What was sent, and what readers and providers did: recorded, never edited by hand."""
+
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # as Django 6 will
 
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
         return False

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from papers.models import ImportRun, Paper, PaperSnapshot, Topic
 
@@ -18,6 +19,8 @@ class PaperAdmin(admin.ModelAdmin[Paper]):
     date_hierarchy = "listed_on"
     readonly_fields = ("created", "updated")
     inlines = [SnapshotInline]
+    # A link typed without a scheme is https (Django 6's default; 5.2 warns until told).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(ImportRun)

@@ -14,19 +14,9 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def page(chromium_path, live_server, settings, monkeypatch):  # type: ignore[no-untyped-def]
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # the test's own ORM calls
-    settings.SITE_URL = live_server.url
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, args=FLAGS)
-        yield browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
-        browser.close()
-
-
-def test_staff_log_in_read_the_dashboard_and_preview_a_digest(page, live_server) -> None:  # type: ignore[no-untyped-def]
+def reader() -> Subscriber:
+    """A staff account, a paper and two readers, made before the browser starts: the ORM
+    inside Playwright's event loop would open a connection nobody closes."""
     User.objects.create_superuser("editor", "editor@paperboy.example", "a-long-password-42")
     Paper.objects.create(
         title="Message passing for molecules",
@@ -37,9 +27,23 @@ def test_staff_log_in_read_the_dashboard_and_preview_a_digest(page, live_server)
         upvotes=12,
         source="hf-json",
     )
-    reader = active_subscriber("ada@example.org", ["graph neural networks"])
     Subscriber.objects.create(email="pending@example.org")
+    return active_subscriber("ada@example.org", ["graph neural networks"])
 
+
+@pytest.fixture
+def page(reader, chromium_path, live_server, settings):  # type: ignore[no-untyped-def]
+    from playwright.sync_api import sync_playwright
+
+    settings.SITE_URL = live_server.url
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=FLAGS)
+        yield browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+        browser.close()
+
+
+def test_staff_log_in_read_the_dashboard_and_preview_a_digest(reader, page, live_server) -> None:  # type: ignore[no-untyped-def]
     page.goto(live_server.url + "/admin/")
     page.fill("#id_username", "editor")
     page.fill("#id_password", "a-long-password-42")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.apps import apps
 from django.core import mail
+from django.db import connections
 
 from newsletter.models import Subscriber
 
@@ -45,6 +46,9 @@ def page(chromium_path, live_server, settings, monkeypatch):  # type: ignore[no-
             timezone_id="Europe/Berlin", viewport={"width": 420, "height": 900}
         )
         yield context.new_page()
+        # The test's ORM calls, made while Playwright's loop ran, had a connection of their own
+        # (another async context): close it here, or it outlives the test database.
+        connections.close_all()
         browser.close()
 
 
