@@ -242,7 +242,7 @@ def compose_preview(subscriber: Subscriber, now: datetime | None = None) -> Any:
         digest = Digest.objects.create(subscriber=reader, period=period, created=now)
         for rank, pick in enumerate(picks, 1):
             digest.items.create(paper_id=pick.key, rank=rank, score=pick.score, reason=pick.reason)
-        digest = Digest.objects.prefetch_related("items__paper").get(pk=digest.pk)
+        digest = Digest.objects.prefetch_related(*digests.TO_RENDER).get(pk=digest.pk)
         message = emails.digest_email(digest)
         transaction.set_rollback(True)
     return message

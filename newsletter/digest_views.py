@@ -3,13 +3,12 @@
 from typing import Any
 
 from django.core import signing
-from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from newsletter import emails, tracking
+from newsletter import digests, emails, tracking
 from newsletter.models import Click, Digest, DigestItem, Feedback
 
 LINK_MAX_AGE = 60 * 60 * 24 * 180  # digest links keep working for half a year
@@ -30,11 +29,10 @@ def digest_id(token: str) -> int:
 
 
 def digest_view(request: HttpRequest, token: str) -> HttpResponse:
-    items = DigestItem.objects.select_related("paper").order_by("rank")
     digest = (
         Digest.objects.filter(pk=digest_id(token), subscriber__isnull=False)
         .select_related("subscriber")
-        .prefetch_related(Prefetch("items", queryset=items))
+        .prefetch_related(*digests.TO_RENDER)
         .first()
     )
     if digest is None or digest.subscriber is None:

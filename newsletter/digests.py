@@ -360,10 +360,6 @@ def top_trending(papers: list[Paper], seen: set[int], size: int) -> list[ranking
 TO_RENDER = (Prefetch("items", queryset=DigestItem.objects.order_by("rank")), "items__paper")
 
 
-class TransientError(Exception):
-    """The provider could not take the message now; try again later."""
-
-
 def classify(exc: Exception) -> bool:
     """True when a send error is worth retrying (4xx SMTP, 5xx/429 API, network)."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):

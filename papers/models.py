@@ -140,10 +140,6 @@ class Paper(models.Model):
             "daily": self.daily_papers_url,
         }
 
-    def links(self) -> set[str]:
-        """Every link of the paper a digest may lead to (the click redirect allows no other)."""
-        return {link for link in [*self.digest_links().values(), self.project_page] if link}
-
     @classmethod
     def find(cls, record: PaperRecord) -> "Paper | None":
         if record.arxiv_id:

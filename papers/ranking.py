@@ -215,7 +215,6 @@ class Model:
         self.matrix: sp.csr_matrix = matrix
         self.papers = list(papers)
         self.rows = {p.key: row for row, p in enumerate(papers)}
-        self.fingerprints = [p.fingerprint for p in papers]
         self._reset_caches()
 
     def _reset_caches(self) -> None:
@@ -228,7 +227,7 @@ class Model:
         self._candidates: tuple[tuple[Any, ...], Candidates] | None = None
 
     def __getstate__(self) -> dict[str, object]:
-        kept = ("vectorizer", "matrix", "papers", "rows", "fingerprints")
+        kept = ("vectorizer", "matrix", "papers", "rows")
         return {k: self.__dict__[k] for k in kept}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -249,7 +248,7 @@ class Model:
         fresh = [
             i
             for i, (p, row) in enumerate(zip(papers, rows, strict=True))
-            if row < 0 or self.fingerprints[row] != p.fingerprint
+            if row < 0 or self.papers[row].fingerprint != p.fingerprint
         ]
         if not fresh:
             return self.matrix[rows]

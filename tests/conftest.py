@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 from hypothesis import settings as hypothesis_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,6 +69,36 @@ def chromium_path() -> str:
     if not path:
         missing_service("needs Debian's chromium on PATH (apt-get install chromium)")
     return str(path)
+
+
+ARTIFACTS = ROOT / "test-artifacts"  # screenshots of the browser tests (not committed)
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def browser(chromium_path, live_server, settings, monkeypatch):  # type: ignore[no-untyped-def]
+    """Headless Chromium driven by Playwright, with the site's links pointing at live_server."""
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are safe.
+    # Only for this test: a subprocess of another test must not inherit it.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    settings.SITE_URL = live_server.url  # links in emails and pages lead to this server
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=chromium_path, args=FLAGS)
+        yield chromium
+        # The test's ORM calls, made while Playwright's loop ran, had a connection of their own
+        # (another async context): close it here, or it outlives the test database.
+        connections.close_all()
+        chromium.close()
 
 
 def worker_environment(broker_url: str) -> dict[str, str]:

@@ -185,6 +185,16 @@ def relevance(now) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-de
     return {s.email: {titles[p.key]: p.relevance for p in plans[s.id]} for s in subscribers}
 
 
+def link_in_a_sent_digest(email: str, paper: Paper, tail: str) -> str:
+    """The path of ``paper``'s ``tail`` link (a link kind, "more" or "less") in a digest just
+    sent to ``email`` with that one paper."""
+    digest = Digest.objects.create(
+        subscriber=Subscriber.objects.get(email=email), period="2026-11-22", status="sent"
+    )
+    digest.items.create(paper=paper, rank=1, score=1, reason="test")
+    return f"/digest/{sign(digest.id, 'digest')}/{paper.id}/{tail}/"
+
+
 def test_less_like_this_lowers_similar_papers_for_that_reader_only(client, catalogue) -> None:  # type: ignore[no-untyped-def]
     for email in ("ada@example.org", "bob@example.org"):
         active_subscriber(email, ["graph neural networks"], digest_size=6)
@@ -192,12 +202,8 @@ def test_less_like_this_lowers_similar_papers_for_that_reader_only(client, catal
     before = relevance(now)
     assert before["ada@example.org"] == before["bob@example.org"]
 
-    ada = Subscriber.objects.get(email="ada@example.org")
-    digest = Digest.objects.create(subscriber=ada, period="2026-11-22", status="sent")
     disliked = catalogue[MOLECULES[0][0]]
-    digest.items.create(paper=disliked, rank=1, score=1, reason="test")
-    token = sign(digest.id, "digest")
-    less = f"/digest/{token}/{disliked.id}/less/"
+    less = link_in_a_sent_digest("ada@example.org", disliked, "less")
     assert client.get(less, HTTP_USER_AGENT=BROWSER).status_code == 200
 
     after = relevance(now)
@@ -216,12 +222,8 @@ def test_a_click_lifts_similar_papers_for_that_reader(client, catalogue) -> None
     now = timezone.now()
     before = relevance(now)["ada@example.org"]
 
-    ada = Subscriber.objects.get()
-    digest = Digest.objects.create(subscriber=ada, period="2026-11-22", status="sent")
     clicked = catalogue[TRAFFIC[0][0]]
-    digest.items.create(paper=clicked, rank=1, score=1, reason="test")
-    token = sign(digest.id, "digest")
-    abstract = f"/digest/{token}/{clicked.id}/abstract/"
+    abstract = link_in_a_sent_digest("ada@example.org", clicked, "abstract")
     assert client.get(abstract, HTTP_USER_AGENT=BROWSER).status_code == 302
 
     after = relevance(now)["ada@example.org"]

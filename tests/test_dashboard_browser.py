@@ -7,16 +7,15 @@ from django.utils import timezone
 
 from newsletter.models import Subscriber
 from papers.models import Paper
+from tests.conftest import ARTIFACTS
 from tests.factories import active_subscriber
-from tests.test_signup_browser import ARTIFACTS, FLAGS
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def reader() -> Subscriber:
-    """A staff account, a paper and two readers, made before the browser starts: the ORM
-    inside Playwright's event loop would open a connection nobody closes."""
+    """A staff account, a paper, an active reader (returned) and a pending one."""
     User.objects.create_superuser("editor", "editor@paperboy.example", "a-long-password-42")
     Paper.objects.create(
         title="Message passing for molecules",
@@ -32,15 +31,8 @@ def reader() -> Subscriber:
 
 
 @pytest.fixture
-def page(reader, chromium_path, live_server, settings):  # type: ignore[no-untyped-def]
-    from playwright.sync_api import sync_playwright
-
-    settings.SITE_URL = live_server.url
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, args=FLAGS)
-        yield browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
-        browser.close()
+def page(browser):  # type: ignore[no-untyped-def]
+    return browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
 
 
 def test_staff_log_in_read_the_dashboard_and_preview_a_digest(reader, page, live_server) -> None:  # type: ignore[no-untyped-def]

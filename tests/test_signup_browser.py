@@ -3,53 +3,28 @@ Screenshots land in test-artifacts/ (not committed)."""
 
 import re
 from importlib import import_module
-from pathlib import Path
 
 import pytest
 from django.apps import apps
 from django.core import mail
-from django.db import connections
 
 from newsletter.models import Subscriber
+from tests.conftest import ARTIFACTS
 
 add_topics = import_module("papers.migrations.0003_seed_topics").add_topics
 
 pytestmark = pytest.mark.browser
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
-def page(chromium_path, live_server, settings, monkeypatch):  # type: ignore[no-untyped-def]
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are safe.
-    # Only for this test: a subprocess of another test must not inherit it.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-    settings.SITE_URL = live_server.url  # links in emails and pages lead to this server
+def page(browser):  # type: ignore[no-untyped-def]
     # live_server's database is flushed between tests, which removes the topics the data
     # migration seeded; seed them again with the migration's own function.
     add_topics(apps, None)
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, args=FLAGS)
-        context = browser.new_context(
-            timezone_id="Europe/Berlin", viewport={"width": 420, "height": 900}
-        )
-        yield context.new_page()
-        # The test's ORM calls, made while Playwright's loop ran, had a connection of their own
-        # (another async context): close it here, or it outlives the test database.
-        connections.close_all()
-        browser.close()
+    context = browser.new_context(
+        timezone_id="Europe/Berlin", viewport={"width": 420, "height": 900}
+    )
+    return context.new_page()
 
 
 def link_in_last_email(kind: str, live_server) -> str:  # type: ignore[no-untyped-def]
