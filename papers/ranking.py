@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import attrgetter
@@ -56,6 +56,7 @@ def trending_score(
 FLOOR = 0.05  # cosine below which a paper is unrelated, however empty the digest
 DIVERSITY = 0.4  # 0 ranks by score alone; higher trades score for papers unlike those picked
 POOL = 3  # maximal marginal relevance chooses among the best POOL * size papers
+UNAVAILABLE = np.float32(1e30)  # subtracted from the score of a paper that must not be picked
 
 KEYWORD_WEIGHT = 1.0
 PHRASE_WORD_WEIGHT = 0.35  # a phrase's single words, relative to its word pairs
@@ -72,6 +73,7 @@ LARGE_CATALOGUE = 500  # from this size on, word pairs seen in a single paper ar
 # posting lists of the products; dropped once the catalogue has COMMON_FROM papers.
 COMMON_SHARE = 0.5
 COMMON_FROM = 20
+SIMILARITY_CACHE_BYTES = 32 << 20  # components' similarities kept per set of candidates
 LOOKUP_LIMIT = 1 << 24  # paper keys below this are found through a table, others by search
 
 WORD = re.compile(r"\w+")
@@ -173,7 +175,7 @@ class Interests:
     seen: frozenset[int] = frozenset()  # paper keys never to pick again
 
 
-@dataclass
+@dataclass(slots=True)
 class Pick:
     key: int
     score: float  # what the paper was ranked by
@@ -223,7 +225,6 @@ class Model:
         self._phrases: dict[str, Vector] = {}
         self._topics: dict[tuple[str, str], Vector] = {}
         self._papers: dict[tuple[int, tuple[int, int, int]], Vector] = {}
-        self._needles: dict[str, str] = {}
         self._candidates: tuple[tuple[Any, ...], Candidates] | None = None
 
     def __getstate__(self) -> dict[str, object]:
@@ -295,14 +296,16 @@ class Model:
         """A paper's unit vector cut to its strongest terms, as a liked paper in a profile."""
         key = (paper.key, paper.fingerprint)
         if key not in self._papers:
-            row = self.vectors([paper])
-            self._papers[key] = _unit(row.indices, row.data, COMPONENT_TERMS)
+            row = self.rows.get(paper.key, -1)
+            if row >= 0 and self.papers[row].fingerprint == paper.fingerprint:
+                # The fitted row, sliced out of the matrix (scipy's row indexing costs 250 µs).
+                start, end = self.matrix.indptr[row : row + 2]
+                cols, vals = self.matrix.indices[start:end], self.matrix.data[start:end]
+            else:
+                fresh = self.vectors([paper])
+                cols, vals = fresh.indices, fresh.data
+            self._papers[key] = _unit(cols, vals, COMPONENT_TERMS)
         return self._papers[key]
-
-    def needle(self, phrase: str) -> str:
-        if phrase not in self._needles:
-            self._needles[phrase] = needle(phrase)
-        return self._needles[phrase]
 
     def candidates(self, papers: Sequence[PaperText]) -> Candidates:
         """The candidates prepared for ranking, kept while the same papers come again.
@@ -356,15 +359,19 @@ class Candidates:
         self.lookup = np.full(int(keys.max()) + 1 if len(keys) and small else 0, -1, np.int32)
         if small:
             self.lookup[keys] = np.arange(len(keys))
-        self.keys: list[int] = keys.tolist()
         self.order = np.argsort(keys, kind="stable")
         self.sorted_keys = keys[self.order]
         self.texts = [phrase_text("\n".join(p.segments())) for p in papers]
-        self.signals = [_signal(p) for p in papers]
+        signals = [_signal(p) for p in papers]
+        trending = [f"trending, {s}" if s else "trending" for s in signals]
+        # A pick's signal: signal_table[index] or, when trending led to it, [index + len].
+        self.signal_table = np.array(signals + trending, dtype=object)
+        self.keys = keys
         self._joined = "\n".join(self.texts)
         self._starts = np.cumsum([0] + [len(t) + 1 for t in self.texts]).tolist()
         self._containing: dict[str, np.ndarray] = {}
         self._similarity: np.ndarray | None = None
+        self._components: dict[Hashable, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.papers)
@@ -394,6 +401,25 @@ class Candidates:
             self._containing[phrase] = found
         return self._containing[phrase]
 
+    def component_similarities(self, parts: _Components) -> np.ndarray:
+        """Cosine of each component (keyword, topic, liked paper) with every candidate.
+
+        A topic or a popular keyword comes back in chunk after chunk: its row is computed
+        once and kept (up to ``SIMILARITY_CACHE_BYTES``), and only new components meet the
+        candidates in a sparse product.
+        """
+        idents = parts.idents
+        missing = [i for i, ident in enumerate(idents) if ident not in self._components]
+        if len(self._components) + len(missing) > SIMILARITY_CACHE_BYTES // (4 * len(self) + 4):
+            self._components.clear()
+            missing = list(range(len(idents)))
+        if missing:
+            fresh = (parts.matrix(missing) @ self.vectors_t).toarray()
+            for at, row in zip(missing, fresh, strict=True):
+                self._components[idents[at]] = row
+        rows = [self._components[ident] for ident in idents]
+        return np.array(rows) if rows else np.zeros((0, len(self)), dtype=np.float32)
+
     @property
     def similarity(self) -> np.ndarray:
         """Cosine similarity between every two candidates (dense: candidates are a window)."""
@@ -407,36 +433,52 @@ class _Components:
 
     def __init__(self, model: Model) -> None:
         self.model = model
-        self.index: dict[object, int] = {}
+        self.keywords: dict[str, int] = {}
+        self.topics: dict[tuple[str, str], int] = {}
+        self.papers: dict[int, int] = {}
         self.vectors: list[Vector] = []
+        self.idents: list[Hashable] = []  # what each vector is, the same from chunk to chunk
 
-    def _at(self, ident: object, vector: Callable[[], Vector]) -> int:
-        at = self.index.get(ident)
-        if at is None:
-            at = self.index[ident] = len(self.vectors)
-            self.vectors.append(vector())
-        return at
+    def _add(self, ident: Hashable, vector: Vector) -> int:
+        self.idents.append(ident)
+        self.vectors.append(vector)
+        return len(self.vectors) - 1
 
     def keyword(self, phrase: str) -> int:
-        return self._at(("keyword", phrase), lambda: self.model.phrase_vector(phrase))
+        at = self.keywords.get(phrase)
+        if at is None:
+            vector = self.model.phrase_vector(phrase)
+            at = self.keywords[phrase] = self._add(("keyword", phrase), vector)
+        return at
 
     def topic(self, topic: tuple[str, str]) -> int:
         topic = (topic[0], topic[1])  # a list from JSON would not be hashable
-        return self._at(("topic", topic), lambda: self.model.topic_vector(topic))
+        at = self.topics.get(topic)
+        if at is None:
+            vector = self.model.topic_vector(topic)
+            at = self.topics[topic] = self._add(("topic", topic), vector)
+        return at
 
     def paper(self, paper: PaperText) -> int:
-        return self._at(("paper", paper.key), lambda: self.model.paper_vector(paper))
+        at = self.papers.get(paper.key)
+        if at is None:
+            vector = self.model.paper_vector(paper)
+            ident = ("paper", paper.key, paper.fingerprint)
+            at = self.papers[paper.key] = self._add(ident, vector)
+        return at
 
-    def matrix(self) -> sp.csr_matrix:
-        lengths = [len(cols) for cols, _ in self.vectors]
+    def matrix(self, which: Sequence[int] | None = None) -> sp.csr_matrix:
+        """The vectors as rows (only those at ``which``, when given)."""
+        vectors = self.vectors if which is None else [self.vectors[i] for i in which]
+        lengths = [len(cols) for cols, _ in vectors]
         indptr = np.concatenate([[0], np.cumsum(lengths)]) if lengths else np.zeros(1, np.int64)
         return sp.csr_matrix(
             (
-                np.concatenate([v for _, v in self.vectors] or [np.zeros(0, np.float32)]),
-                np.concatenate([c for c, _ in self.vectors] or [np.zeros(0, np.int32)]),
+                np.concatenate([v for _, v in vectors] or [np.zeros(0, np.float32)]),
+                np.concatenate([c for c, _ in vectors] or [np.zeros(0, np.int32)]),
                 indptr,
             ),
-            shape=(len(self.vectors), self.model.n_features),
+            shape=(len(vectors), self.model.n_features),
         )
 
 
@@ -449,6 +491,8 @@ class _Profiles:
 
     weights: sp.csr_matrix  # (subscribers, components)
     components: sp.csr_matrix  # (components, features): distinct keyword, topic, paper vectors
+    parts: _Components  # what each component is
+    keyword_rows: list[list[int]]  # per subscriber: the component of each keyword, in order
     topic_rows: Labelled
     liked_rows: Labelled
 
@@ -458,6 +502,7 @@ def _profiles(model: Model, interests_list: Sequence[Interests]) -> _Profiles:
     rows: list[int] = []
     comps: list[int] = []
     weights: list[float] = []
+    keyword_rows: list[list[int]] = []
     topic_rows: Labelled = []
     liked_rows: Labelled = []
 
@@ -468,8 +513,9 @@ def _profiles(model: Model, interests_list: Sequence[Interests]) -> _Profiles:
         return comp
 
     for row, interests in enumerate(interests_list):
-        for keyword in interests.keywords:
-            add(row, parts.keyword(keyword), KEYWORD_WEIGHT)
+        keyword_rows.append(
+            [add(row, parts.keyword(k), KEYWORD_WEIGHT) for k in interests.keywords]
+        )
         topic_rows.append(
             [(t[0], add(row, parts.topic(t), TOPIC_WEIGHT)) for t in interests.topics]
         )
@@ -481,7 +527,7 @@ def _profiles(model: Model, interests_list: Sequence[Interests]) -> _Profiles:
         (np.array(weights, dtype=np.float32), (rows, comps)),
         shape=(len(interests_list), len(parts.vectors)),
     )
-    return _Profiles(combination, parts.matrix(), topic_rows, liked_rows)
+    return _Profiles(combination, parts.matrix(), parts, keyword_rows, topic_rows, liked_rows)
 
 
 def profile_matrix(model: Model, interests_list: Sequence[Interests]) -> sp.csr_matrix:
@@ -508,8 +554,7 @@ class _Scored:
     relevance: np.ndarray  # (subscribers, candidates): cosine to the profile
     allowed: np.ndarray  # (subscribers, candidates): not seen, not excluded, above the floor
     component_sims: np.ndarray  # (components, candidates): cosine to each keyword/topic/paper
-    topic_rows: Labelled
-    liked_rows: Labelled
+    profiles: _Profiles
 
 
 def _score(
@@ -529,7 +574,7 @@ def _score(
     candidates = model.candidates(papers)
     profiles = _profiles(model, interests_list)
     weights, components = profiles.weights, profiles.components
-    component_sims = (components @ candidates.vectors_t).toarray()
+    component_sims = candidates.component_similarities(profiles.parts)
     gram = components @ components.T
     lengths = np.asarray((weights @ gram).multiply(weights).sum(axis=1)).ravel()
     lengths = np.sqrt(np.maximum(lengths, 0.0))
@@ -548,14 +593,7 @@ def _score(
     for row, interests in enumerate(interests_list):
         for phrase in interests.excluded_keywords:
             allowed[row] &= ~candidates.containing(phrase)
-    return _Scored(
-        candidates,
-        relevance,
-        allowed,
-        component_sims,
-        profiles.topic_rows,
-        profiles.liked_rows,
-    )
+    return _Scored(candidates, relevance, allowed, component_sims, profiles)
 
 
 def _trend(papers: Sequence[PaperText]) -> np.ndarray:
@@ -597,26 +635,31 @@ def rank_chunk(
         return [[] for _ in interests_list]
     scored = _score(model, candidates, interests_list, floor)
     relevance, allowed = scored.relevance, scored.allowed
-    best = np.where(allowed, relevance, 0).max(axis=1, keepdims=True)
+    # Whole-matrix passes: a product with the mask costs a fifth of a masked assignment.
+    best = (relevance * allowed).max(axis=1, keepdims=True)
     best[best <= 0] = 1.0
     weight = np.array([[i.trending_weight] for i in interests_list], dtype=np.float32)
     weight = weight.clip(0.0, 1.0)
     trend = _trend(candidates)
-    score = (1 - weight) * (relevance / best) + weight * trend
-    score[~allowed] = -np.inf
+    score = relevance / best
+    score *= 1 - weight
+    score += weight * trend
+    score -= ~allowed * UNAVAILABLE
     sizes = np.array([max(i.size, 0) for i in interests_list], dtype=np.int64)
     similarity = scored.candidates.similarity if diversity > 0 else None
     chosen = _select(score, sizes, similarity, diversity)
     safe = chosen.clip(min=0)
     picked_trend = weight * trend[safe]
-    trend_led = picked_trend > (1 - weight) * np.take_along_axis(relevance / best, safe, axis=1)
+    picked_relevance = np.take_along_axis(relevance, safe, axis=1) / best
+    trend_led = picked_trend > (1 - weight) * picked_relevance
     return _picks(model, scored, chosen, score, trend_led, interests_list)
 
 
 def _select(
     score: np.ndarray, sizes: np.ndarray, similarity: np.ndarray | None, diversity: float
 ) -> np.ndarray:
-    """Candidate indices picked per row, best first, -1 where nothing is left.
+    """Candidate indices picked per row, best first, -1 where nothing is left (a score below
+    ``-UNAVAILABLE / 2`` is never picked).
 
     Vectorised over the chunk: the greedy loop runs ``max(sizes)`` steps of array work,
     whatever the number of subscribers.
@@ -634,7 +677,7 @@ def _select(
     order = np.argsort(-top_scores, axis=1, kind="stable")
     top = np.take_along_axis(top, order, axis=1)
     top_scores = np.take_along_axis(top_scores, order, axis=1)
-    available = np.isfinite(top_scores)
+    available = top_scores > -UNAVAILABLE / 2
     if similarity is None:
         picked = np.where(available[:, :width], top[:, :width], -1)
         return np.where(np.arange(width) < sizes[:, None], picked, -1)
@@ -643,6 +686,7 @@ def _select(
     redundancy = np.zeros_like(value)
     rows = np.arange(n_subs)
     chosen = np.full((n_subs, width), -1, dtype=np.int64)
+    flat = similarity.ravel()  # one flat gather per step is cheaper than a 2-D fancy index
     for step in range(width):
         marginal = np.where(available, value - diversity * redundancy, -np.inf)
         best = marginal.argmax(axis=1)
@@ -650,31 +694,30 @@ def _select(
         picked = top[rows, best]
         chosen[ok, step] = picked[ok]
         available[rows[ok], best[ok]] = False
-        redundancy = np.maximum(redundancy, similarity[picked[:, None], top])
+        np.maximum(redundancy, flat.take(picked[:, None] * n + top), out=redundancy)
     return chosen
 
 
-def _closest(
-    component_sims: np.ndarray, labelled: Labelled, picked: np.ndarray
-) -> tuple[list[list[str]], list[list[float]]]:
-    """For each subscriber and pick, the label (topic or liked paper) whose own vector is most
-    similar to the pick, and that similarity; "" and 0 when there is none."""
-    width = max((len(labels) for labels in labelled), default=0)
-    if width == 0:
-        nothing = [[""] * picked.shape[1] for _ in labelled]
-        return nothing, [[0.0] * picked.shape[1] for _ in labelled]
-    table = np.full((len(labelled), width), -1, dtype=np.int64)
-    for row, labels in enumerate(labelled):
-        table[row, : len(labels)] = [q for _, q in labels]
-    sims = component_sims[table.clip(min=0)[:, :, None], picked[:, None, :]]
-    sims[table < 0] = -np.inf
-    best = sims.argmax(axis=1).tolist()
-    top = np.maximum(sims.max(axis=1), 0.0).tolist()
-    names = [
-        [labels[b][0] if labels else "" for b in bests]
-        for labels, bests in zip(labelled, best, strict=True)
-    ]
-    return names, top
+def _keyword_hits(
+    candidates: Candidates, profiles: _Profiles, picked: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each subscriber and pick, the position among the subscriber's keywords of the first
+    and of the second keyword the paper contains whole (-1 for none): one lookup per chunk."""
+    n_subs, width = picked.shape
+    most = max((len(row) for row in profiles.keyword_rows), default=0)
+    if most == 0 or width == 0:
+        none = np.full((n_subs, width), -1, dtype=np.int64)
+        return none, none
+    # One row per component (the last one, for padding, contains nothing).
+    contains = np.zeros((profiles.weights.shape[1] + 1, len(candidates)), dtype=bool)
+    for phrase, component in profiles.parts.keywords.items():
+        contains[component] = candidates.containing(phrase)
+    table = np.array([row + [-1] * (most - len(row)) for row in profiles.keyword_rows])
+    hits = contains[table[:, :, None], picked[:, None, :]]  # (subscribers, keywords, picks)
+    counts = np.cumsum(hits, axis=1, dtype=np.int8)
+    first = np.where(counts[:, -1] >= 1, (counts >= 1).argmax(axis=1), -1)
+    second = np.where(counts[:, -1] >= 2, (counts >= 2).argmax(axis=1), -1)
+    return first, second
 
 
 def _picks(
@@ -685,55 +728,96 @@ def _picks(
     trend_led: np.ndarray,
     interests_list: Sequence[Interests],
 ) -> list[list[Pick]]:
-    """The picks with their scores and reasons; the per-subscriber work is only this (it runs
-    for every pick of every digest, hence the plain lists and the one zip per row)."""
+    """The picks with their scores and reasons. Every pick of the chunk is one entry of flat
+    arrays (a row's -1s are all at its end) and the reasons are written by two comprehensions:
+    this Python is ranking's only per-pick work, so it is kept to what cannot be arrays."""
+    candidates, profiles = scored.candidates, scored.profiles
     safe = chosen.clip(min=0)
-    topics, topic_sims = _closest(scored.component_sims, scored.topic_rows, safe)
-    liked, liked_sims = _closest(scored.component_sims, scored.liked_rows, safe)
-    candidates = scored.candidates
-    texts, signals, keys = candidates.texts, candidates.signals, candidates.keys
-    rows = zip(
-        interests_list,
-        chosen.tolist(),
-        np.take_along_axis(score, safe, axis=1).tolist(),
-        np.take_along_axis(scored.relevance, safe, axis=1).tolist(),
-        trend_led.tolist(),
-        topics,
-        topic_sims,
-        liked,
-        liked_sims,
-        strict=True,
+    valid = chosen >= 0
+    owner = np.nonzero(valid)[0]
+    index = chosen[valid]
+    first, second = _keyword_hits(candidates, profiles, safe)
+    one, two = first[valid], second[valid]
+    names = _keyword_names(interests_list)
+    whys = [
+        f"matches your keywords '{a}' and '{b}'"
+        if y >= 0
+        else f"matches your keyword '{a}'"
+        if x >= 0
+        else ""
+        for a, b, x, y in zip(
+            names[owner, one].tolist(), names[owner, two].tolist(), one, two, strict=True
+        )
+    ]
+    for at in np.flatnonzero(one < 0).tolist():
+        row = int(owner[at])
+        whys[at] = _why_else(
+            scored.component_sims,
+            int(index[at]),
+            profiles.topic_rows[row],
+            profiles.liked_rows[row],
+            interests_list[row].keywords,
+            candidates.texts,
+        )
+    signals = candidates.signal_table[index + len(candidates) * trend_led[valid]].tolist()
+    reasons = [f"{w} · {s}" if w and s else w or s for w, s in zip(whys, signals, strict=True)]
+    picks = list(
+        map(
+            Pick,
+            candidates.keys[index].tolist(),
+            np.take_along_axis(score, safe, axis=1)[valid].tolist(),
+            np.take_along_axis(scored.relevance, safe, axis=1)[valid].tolist(),
+            reasons,
+        )
     )
     digests = []
-    for interests, *columns in rows:
-        needles = [(k, n) for k in interests.keywords if (n := model.needle(k))]
-        picks = []
-        for index, pick_score, relevance, trending, topic, topic_sim, liked_title, liked_sim in zip(
-            *columns, strict=True
-        ):
-            if index < 0:
-                break
-            text = texts[index]
-            matched = [k for k, n in needles if n in text]
-            if len(matched) > 1:
-                why = f"matches your keywords '{matched[0]}' and '{matched[1]}'"
-            elif matched:
-                why = f"matches your keyword '{matched[0]}'"
-            elif liked_sim > topic_sim and liked_sim > 0:
-                why = f"like '{_shorten(liked_title)}' you liked"
-            elif topic_sim > 0:
-                why = f"in your topic '{topic}'"
-            elif interests.keywords:
-                why = f"close to your keyword '{_nearest_keyword(interests.keywords, text)}'"
-            else:
-                why = ""
-            signal = signals[index]
-            if trending:
-                signal = f"trending, {signal}" if signal else "trending"
-            reason = f"{why} · {signal}" if why and signal else why or signal
-            picks.append(Pick(keys[index], pick_score, relevance, reason))
-        digests.append(picks)
+    at = 0
+    for count in valid.sum(axis=1).tolist():
+        digests.append(picks[at : at + count])
+        at += count
     return digests
+
+
+def _keyword_names(interests_list: Sequence[Interests]) -> np.ndarray:
+    """The subscribers' keywords as a table (object array), padded with "" (also at -1)."""
+    most = max((len(i.keywords) for i in interests_list), default=0)
+    table = np.empty((len(interests_list), most + 1), dtype=object)
+    table[:] = ""
+    for row, interests in enumerate(interests_list):
+        table[row, : len(interests.keywords)] = interests.keywords
+    return table
+
+
+def _why_else(
+    sims: np.ndarray,
+    index: int,
+    topics: list[tuple[str, int]],
+    liked: list[tuple[str, int]],
+    keywords: Sequence[str],
+    texts: Sequence[str],
+) -> str:
+    """Why a paper that contains none of the keywords whole was picked: the liked paper or
+    the topic most similar to it, else the keyword with most of its words in it."""
+    topic, topic_sim = _closest(sims, topics, index)
+    title, liked_sim = _closest(sims, liked, index)
+    if liked_sim > topic_sim and liked_sim > 0:
+        return f"like '{_shorten(title)}' you liked"
+    if topic_sim > 0:
+        return f"in your topic '{topic}'"
+    if keywords:
+        return f"close to your keyword '{_nearest_keyword(keywords, texts[index])}'"
+    return ""
+
+
+def _closest(sims: np.ndarray, labelled: list[tuple[str, int]], index: int) -> tuple[str, float]:
+    """The label (topic or liked paper) whose component is most similar to candidate ``index``,
+    and that similarity; "" and 0 when none is similar at all."""
+    best, top = "", 0.0
+    for label, component in labelled:
+        sim = float(sims[component, index])
+        if sim > top:
+            best, top = label, sim
+    return best, top
 
 
 def _nearest_keyword(keywords: Sequence[str], text: str) -> str:

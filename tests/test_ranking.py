@@ -239,6 +239,52 @@ def test_reasons_name_the_keyword_the_topic_the_liked_paper_and_the_votes() -> N
     assert by_like.reason == f"like '{molecules.title}' you liked"
 
 
+def test_reasons_name_the_first_two_matching_keywords_in_the_subscribers_order() -> None:
+    molecules, drugs, traffic = graph_papers()
+    papers = [molecules, drugs, traffic]
+    interests = Interests(
+        keywords=["robots", "drug molecules", "chemical bonds", "graph neural networks"],
+        trending_weight=0.0,
+    )
+
+    picks = {p.key: p.reason for p in only(interests, papers)}
+
+    assert picks[drugs.key] == "matches your keywords 'drug molecules' and 'chemical bonds'"
+    assert picks[traffic.key] == "matches your keyword 'graph neural networks'"
+
+
+def test_a_pick_that_trending_led_to_says_so_beside_its_votes() -> None:
+    quiet = PaperText(70, "Graph neural networks for molecules", "Graph neural networks.")
+    viral = PaperText(
+        71, "Graph neural networks at scale", "Graph networks.", upvotes=1, trending=50.0
+    )
+
+    picks = only(Interests(keywords=["graph neural networks"], trending_weight=0.9), [quiet, viral])
+
+    assert picks[0].key == viral.key
+    assert picks[0].reason == "matches your keyword 'graph neural networks' · trending, 1 upvote"
+
+
+def test_similarities_kept_between_chunks_rank_as_a_fresh_model_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    molecules, drugs, traffic = graph_papers()
+    papers = [molecules, drugs, traffic, DIFFUSION, APART, GRAPHS]
+    edited = PaperText(molecules.key, "Diffusion models for images", "Diffusion models.")
+    liking = [Interests(liked=[molecules], keywords=["graph neural networks"])]
+    liking_edited = [Interests(liked=[edited], keywords=["graph neural networks"])]
+    model = fit_model(papers)
+    rank_chunk(model, papers, liking)  # keeps the rows of the liked paper and the keyword
+
+    # The same key with another text is another component, not the kept row.
+    assert rank_chunk(model, papers, liking_edited) == rank_chunk(
+        fit_model(papers), papers, liking_edited
+    )
+    # A cache too small for one chunk is emptied and refilled, never served stale.
+    monkeypatch.setattr("papers.ranking.SIMILARITY_CACHE_BYTES", 1)
+    assert rank_chunk(model, papers, liking) == rank_chunk(fit_model(papers), papers, liking)
+
+
 def test_a_chunk_of_300_subscribers_is_ranked_at_once_as_each_would_be_alone() -> None:
     chooser = random.Random(7)
     words = [f"{stem}{n}" for stem in ("graph", "diffusion", "robot", "speech") for n in range(8)]
