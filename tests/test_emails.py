@@ -54,6 +54,18 @@ def test_a_digest_is_multipart_with_inlined_css_and_the_postal_address(digest_me
     )
 
 
+def test_each_message_has_a_boundary_of_its_own(digest_message) -> None:  # type: ignore[no-untyped-def]
+    first, second = (
+        email.message_from_bytes(digest_message.message().as_bytes(), policy=email.policy.default)
+        for _ in range(2)
+    )
+
+    assert first.get_boundary() != second.get_boundary()
+    for parsed in (first, second):
+        assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
+    assert first.get_body(("html",)).get_content() == second.get_body(("html",)).get_content()  # type: ignore[union-attr]
+
+
 def target(client, text: str, label: str) -> str:  # type: ignore[no-untyped-def]
     """Where the tracked link after ``label`` in the text part leads."""
     found = re.search(rf"{label}: http://localhost:8000(/digest/\S+/)", text)
