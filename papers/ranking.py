@@ -652,7 +652,7 @@ def rank_chunk(
     picked_trend = weight * trend[safe]
     picked_relevance = np.take_along_axis(relevance, safe, axis=1) / best
     trend_led = picked_trend > (1 - weight) * picked_relevance
-    return _picks(model, scored, chosen, score, trend_led, interests_list)
+    return _picks(scored, chosen, score, trend_led, interests_list)
 
 
 def _select(
@@ -721,7 +721,6 @@ def _keyword_hits(
 
 
 def _picks(
-    model: Model,
     scored: _Scored,
     chosen: np.ndarray,
     score: np.ndarray,
@@ -865,4 +864,4 @@ def rank_catalogue(
     ranked = np.argsort(-relevance[0], kind="stable")[: int(scored.allowed.sum())][:limit]
     chosen = ranked[None, :]
     no_trend = np.zeros(chosen.shape, dtype=bool)
-    return _picks(model, scored, chosen, relevance, no_trend, [plain])[0]
+    return _picks(scored, chosen, relevance, no_trend, [plain])[0]
