@@ -698,26 +698,29 @@ def _select(
     return chosen
 
 
-def _keyword_hits(
+def _matched_keywords(
     candidates: Candidates, profiles: _Profiles, picked: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """For each subscriber and pick, the position among the subscriber's keywords of the first
-    and of the second keyword the paper contains whole (-1 for none): one lookup per chunk."""
+    """For each subscriber and pick, the first and the second of the subscriber's keywords (in
+    their order) that the paper contains whole, "" for none: one lookup for the chunk."""
     n_subs, width = picked.shape
     most = max((len(row) for row in profiles.keyword_rows), default=0)
     if most == 0 or width == 0:
-        none = np.full((n_subs, width), -1, dtype=np.int64)
+        none = np.full((n_subs, width), "", dtype=object)
         return none, none
-    # One row per component (the last one, for padding, contains nothing).
+    # One row per component; the last one, for padding, contains nothing and is named "".
     contains = np.zeros((profiles.weights.shape[1] + 1, len(candidates)), dtype=bool)
+    phrases = np.full(len(contains), "", dtype=object)
     for phrase, component in profiles.parts.keywords.items():
         contains[component] = candidates.containing(phrase)
+        phrases[component] = phrase
     table = np.array([row + [-1] * (most - len(row)) for row in profiles.keyword_rows])
     hits = contains[table[:, :, None], picked[:, None, :]]  # (subscribers, keywords, picks)
     counts = np.cumsum(hits, axis=1, dtype=np.int8)
-    first = np.where(counts[:, -1] >= 1, (counts >= 1).argmax(axis=1), -1)
-    second = np.where(counts[:, -1] >= 2, (counts >= 2).argmax(axis=1), -1)
-    return first, second
+    rows = np.arange(n_subs)[:, None]
+    first = np.where(counts[:, -1] >= 1, table[rows, (counts >= 1).argmax(axis=1)], -1)
+    second = np.where(counts[:, -1] >= 2, table[rows, (counts >= 2).argmax(axis=1)], -1)
+    return phrases[first], phrases[second]
 
 
 def _picks(
@@ -735,20 +738,16 @@ def _picks(
     valid = chosen >= 0
     owner = np.nonzero(valid)[0]
     index = chosen[valid]
-    first, second = _keyword_hits(candidates, profiles, safe)
-    one, two = first[valid], second[valid]
-    names = _keyword_names(interests_list)
+    first, second = _matched_keywords(candidates, profiles, safe)
     whys = [
         f"matches your keywords '{a}' and '{b}'"
-        if y >= 0
+        if b
         else f"matches your keyword '{a}'"
-        if x >= 0
+        if a
         else ""
-        for a, b, x, y in zip(
-            names[owner, one].tolist(), names[owner, two].tolist(), one, two, strict=True
-        )
+        for a, b in zip(first[valid].tolist(), second[valid].tolist(), strict=True)
     ]
-    for at in np.flatnonzero(one < 0).tolist():
+    for at in [at for at, why in enumerate(whys) if not why]:
         row = int(owner[at])
         whys[at] = _why_else(
             scored.component_sims,
@@ -775,16 +774,6 @@ def _picks(
         digests.append(picks[at : at + count])
         at += count
     return digests
-
-
-def _keyword_names(interests_list: Sequence[Interests]) -> np.ndarray:
-    """The subscribers' keywords as a table (object array), padded with "" (also at -1)."""
-    most = max((len(i.keywords) for i in interests_list), default=0)
-    table = np.empty((len(interests_list), most + 1), dtype=object)
-    table[:] = ""
-    for row, interests in enumerate(interests_list):
-        table[row, : len(interests.keywords)] = interests.keywords
-    return table
 
 
 def _why_else(
