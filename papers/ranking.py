@@ -17,13 +17,14 @@ Reasons and excluded keywords use literal phrase search: whole words, any case, 
 
 from __future__ import annotations
 
-import bisect
 import re
+import threading
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
+from functools import partial
+from itertools import chain, islice
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -56,7 +57,6 @@ def trending_score(
 FLOOR = 0.05  # cosine below which a paper is unrelated, however empty the digest
 DIVERSITY = 0.4  # 0 ranks by score alone; higher trades score for papers unlike those picked
 POOL = 3  # maximal marginal relevance chooses among the best POOL * size papers
-UNAVAILABLE = np.float32(1e30)  # subtracted from the score of a paper that must not be picked
 
 KEYWORD_WEIGHT = 1.0
 PHRASE_WORD_WEIGHT = 0.35  # a phrase's single words, relative to its word pairs
@@ -175,12 +175,16 @@ class Interests:
     seen: frozenset[int] = frozenset()  # paper keys never to pick again
 
 
-@dataclass(slots=True)
-class Pick:
+class Pick(NamedTuple):
     key: int
     score: float  # what the paper was ranked by
     relevance: float  # cosine similarity between the paper and the subscriber's profile
     reason: str
+
+
+# A pick from a (key, score, relevance, reason) tuple without running Python code: a chunk
+# makes thousands of them.
+_new_pick = partial(tuple.__new__, Pick)
 
 
 Vector = tuple[np.ndarray, np.ndarray]  # (feature indices, weights)
@@ -367,11 +371,12 @@ class Candidates:
         # A pick's signal: signal_table[index] or, when trending led to it, [index + len].
         self.signal_table = np.array(signals + trending, dtype=object)
         self.keys = keys
-        self._joined = "\n".join(self.texts)
-        self._starts = np.cumsum([0] + [len(t) + 1 for t in self.texts]).tolist()
+        self._with_word: dict[str, list[int]] | None = None  # word -> candidates having it
         self._containing: dict[str, np.ndarray] = {}
         self._similarity: np.ndarray | None = None
-        self._components: dict[Hashable, np.ndarray] = {}
+        self._table = np.zeros((0, len(papers)), dtype=np.float32)
+        self._rows: dict[Hashable, int] = {}
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.papers)
@@ -393,32 +398,47 @@ class Candidates:
         if phrase not in self._containing:
             found = np.zeros(len(self), dtype=bool)
             target = needle(phrase)
-            start = 0
-            while target and (at := self._joined.find(target, start)) >= 0:
-                index = bisect.bisect_right(self._starts, at) - 1
-                found[index] = True
-                start = self._starts[index + 1]
+            if target:
+                # Only the candidates with the phrase's rarest word can contain the phrase.
+                if self._with_word is None:
+                    self._with_word = {}
+                    for at, text in enumerate(self.texts):
+                        for word in set(text.split()):
+                            self._with_word.setdefault(word, []).append(at)
+                having = [self._with_word.get(word, []) for word in target.split()]
+                found[[at for at in min(having, key=len) if target in self.texts[at]]] = True
             self._containing[phrase] = found
         return self._containing[phrase]
 
-    def component_similarities(self, parts: _Components) -> np.ndarray:
-        """Cosine of each component (keyword, topic, liked paper) with every candidate.
+    def component_rows(self, parts: _Components) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine of each component (keyword, topic, liked paper) with every candidate: a
+        table kept across chunks, and the row of each of ``parts``' components in it.
 
         A topic or a popular keyword comes back in chunk after chunk: its row is computed
         once and kept (up to ``SIMILARITY_CACHE_BYTES``), and only new components meet the
-        candidates in a sparse product.
+        candidates in a sparse product. Rows are never copied out per chunk; a full table is
+        replaced by a new one, never overwritten under a chunk still reading it.
         """
         idents = parts.idents
-        missing = [i for i, ident in enumerate(idents) if ident not in self._components]
-        if len(self._components) + len(missing) > SIMILARITY_CACHE_BYTES // (4 * len(self) + 4):
-            self._components.clear()
-            missing = list(range(len(idents)))
-        if missing:
-            fresh = (parts.matrix(missing) @ self.vectors_t).toarray()
-            for at, row in zip(missing, fresh, strict=True):
-                self._components[idents[at]] = row
-        rows = [self._components[ident] for ident in idents]
-        return np.array(rows) if rows else np.zeros((0, len(self)), dtype=np.float32)
+        with self._lock:
+            table, rows = self._table, self._rows
+            missing = [i for i, ident in enumerate(idents) if ident not in rows]
+            capacity = SIMILARITY_CACHE_BYTES // (4 * len(self) + 4)
+            if len(rows) + len(missing) > min(capacity, len(table)):
+                if len(rows) + len(missing) > capacity:
+                    rows, missing = {}, list(range(len(idents)))
+                size = max(capacity, len(rows) + len(missing))
+                grown = np.empty((size, len(self)), dtype=np.float32)
+                grown[: len(rows)] = table[: len(rows)]
+                table = self._table = grown
+                self._rows = rows
+            if missing:
+                start = len(rows)
+                table[start : start + len(missing)] = (
+                    parts.matrix(missing) @ self.vectors_t
+                ).toarray()
+                rows.update((idents[at], start + n) for n, at in enumerate(missing))
+            return table, np.array(list(map(rows.__getitem__, idents)), dtype=np.int64)
 
     @property
     def similarity(self) -> np.ndarray:
@@ -499,33 +519,33 @@ class _Profiles:
 
 def _profiles(model: Model, interests_list: Sequence[Interests]) -> _Profiles:
     parts = _Components(model)
-    rows: list[int] = []
-    comps: list[int] = []
-    weights: list[float] = []
-    keyword_rows: list[list[int]] = []
-    topic_rows: Labelled = []
-    liked_rows: Labelled = []
-
-    def add(row: int, comp: int, weight: float) -> int:
-        rows.append(row)
-        comps.append(comp)
-        weights.append(weight)
-        return comp
-
-    for row, interests in enumerate(interests_list):
-        keyword_rows.append(
-            [add(row, parts.keyword(k), KEYWORD_WEIGHT) for k in interests.keywords]
-        )
-        topic_rows.append(
-            [(t[0], add(row, parts.topic(t), TOPIC_WEIGHT)) for t in interests.topics]
-        )
-        share = LIKED_WEIGHT / max(len(interests.liked), 1)
-        liked_rows.append([(p.title, add(row, parts.paper(p), share)) for p in interests.liked])
-        for paper in interests.disliked:
-            add(row, parts.paper(paper), -DISLIKED_WEIGHT / len(interests.disliked))
+    keyword, topic, paper = parts.keyword, parts.topic, parts.paper
+    keyword_rows = [[keyword(k) for k in i.keywords] for i in interests_list]
+    topic_rows: Labelled = [[(t[0], topic(t)) for t in i.topics] for i in interests_list]
+    liked_rows: Labelled = [[(p.title, paper(p)) for p in i.liked] for i in interests_list]
+    disliked_rows = [[paper(p) for p in i.disliked] for i in interests_list]
+    # The weights, one kind of component at a time, then put in subscriber order.
+    kinds = (
+        ([c for row in keyword_rows for c in row], keyword_rows),
+        ([c for row in topic_rows for _, c in row], topic_rows),
+        ([c for row in liked_rows for _, c in row], liked_rows),
+        ([c for row in disliked_rows for c in row], disliked_rows),
+    )
+    n_subs = len(interests_list)
+    counts = np.array([np.fromiter(map(len, rows), np.int64, n_subs) for _, rows in kinds])
+    shares = np.empty(counts.shape, dtype=np.float32)
+    shares[0] = KEYWORD_WEIGHT
+    shares[1] = TOPIC_WEIGHT
+    shares[2] = LIKED_WEIGHT / np.maximum(counts[2], 1)
+    shares[3] = -DISLIKED_WEIGHT / np.maximum(counts[3], 1)
+    owner = np.repeat(np.tile(np.arange(n_subs), len(kinds)), counts.ravel())
+    order = np.argsort(owner, kind="stable")
+    indices = np.fromiter(chain.from_iterable(flat for flat, _ in kinds), np.int32, len(owner))
+    indptr = np.zeros(n_subs + 1, dtype=np.int64)
+    np.cumsum(counts.sum(axis=0), out=indptr[1:])
     combination = sp.csr_matrix(
-        (np.array(weights, dtype=np.float32), (rows, comps)),
-        shape=(len(interests_list), len(parts.vectors)),
+        (np.repeat(shares.ravel(), counts.ravel())[order], indices[order], indptr),
+        shape=(n_subs, len(parts.vectors)),
     )
     return _Profiles(combination, parts.matrix(), parts, keyword_rows, topic_rows, liked_rows)
 
@@ -539,11 +559,17 @@ def profile_matrix(model: Model, interests_list: Sequence[Interests]) -> sp.csr_
     """
     profiles = _profiles(model, interests_list)
     matrix = sp.csr_matrix(profiles.weights @ profiles.components, dtype=np.float32)
-    row_of = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
-    norms = np.sqrt(np.bincount(row_of, matrix.data**2, minlength=matrix.shape[0]))
-    norms[norms == 0] = 1.0
-    matrix.data /= norms[row_of].astype(np.float32)
+    matrix.data /= np.repeat(_row_norms(matrix), np.diff(matrix.indptr))
     return matrix
+
+
+def _row_norms(matrix: sp.csr_matrix) -> np.ndarray:
+    """The length of each row (1 for an empty row, so that dividing by it is harmless)."""
+    squares = np.zeros(len(matrix.data) + 1)
+    np.cumsum(np.square(matrix.data, dtype=np.float64), out=squares[1:])
+    norms = np.sqrt(squares[matrix.indptr[1:]] - squares[matrix.indptr[:-1]])
+    norms[norms == 0] = 1.0
+    return norms.astype(np.float32)
 
 
 @dataclass
@@ -553,7 +579,8 @@ class _Scored:
     candidates: Candidates
     relevance: np.ndarray  # (subscribers, candidates): cosine to the profile
     allowed: np.ndarray  # (subscribers, candidates): not seen, not excluded, above the floor
-    component_sims: np.ndarray  # (components, candidates): cosine to each keyword/topic/paper
+    similarities: np.ndarray  # (rows, candidates): cosine to each keyword, topic, liked paper
+    rows: np.ndarray  # which row of ``similarities`` is each of the profiles' components
     profiles: _Profiles
 
 
@@ -565,21 +592,27 @@ def _score(
     A profile is a weighted sum of components, so its cosine with a paper is the same
     weighted sum of the components' cosines, over the profile's length:
 
-        relevance = (weights @ (components @ candidates.T)) / |weights @ components|
+        relevance = (weights / |weights @ components|) @ (components @ candidates.T)
 
     The distinct components of a chunk (a topic or a popular keyword is shared by many
-    subscribers) meet the candidates in one sparse product; the subscribers' weights then
-    combine those rows in a second, small one. Neither loops over subscribers or papers.
+    subscribers) meet the candidates in one sparse product, kept from chunk to chunk
+    (``Candidates.component_rows``); the subscribers' weights then combine those rows in a
+    second, small one. Neither loops over subscribers or papers.
     """
     candidates = model.candidates(papers)
     profiles = _profiles(model, interests_list)
-    weights, components = profiles.weights, profiles.components
-    component_sims = candidates.component_similarities(profiles.parts)
-    gram = components @ components.T
-    lengths = np.asarray((weights @ gram).multiply(weights).sum(axis=1)).ravel()
-    lengths = np.sqrt(np.maximum(lengths, 0.0))
-    lengths[lengths == 0] = 1.0
-    relevance = np.asarray(weights @ component_sims) / lengths[:, None].astype(np.float32)
+    weights = profiles.weights
+    lengths = _row_norms(weights @ profiles.components)
+    similarities, rows = candidates.component_rows(profiles.parts)
+    combination = sp.csr_matrix(
+        (
+            weights.data / np.repeat(lengths, np.diff(weights.indptr)),
+            rows[weights.indices],
+            weights.indptr,
+        ),
+        shape=(weights.shape[0], len(similarities)),
+    )
+    relevance = np.asarray(combination @ similarities)
 
     allowed = relevance >= floor
     counts = [len(i.seen) + len(i.liked) + len(i.disliked) for i in interests_list]
@@ -593,7 +626,7 @@ def _score(
     for row, interests in enumerate(interests_list):
         for phrase in interests.excluded_keywords:
             allowed[row] &= ~candidates.containing(phrase)
-    return _Scored(candidates, relevance, allowed, component_sims, profiles)
+    return _Scored(candidates, relevance, allowed, similarities, rows, profiles)
 
 
 def _trend(papers: Sequence[PaperText]) -> np.ndarray:
@@ -634,79 +667,113 @@ def rank_chunk(
     if not candidates:
         return [[] for _ in interests_list]
     scored = _score(model, candidates, interests_list, floor)
-    relevance, allowed = scored.relevance, scored.allowed
-    # Whole-matrix passes: a product with the mask costs a fifth of a masked assignment.
-    best = (relevance * allowed).max(axis=1, keepdims=True)
-    best[best <= 0] = 1.0
-    weight = np.array([[i.trending_weight] for i in interests_list], dtype=np.float32)
+    n_subs = len(interests_list)
+    weight = np.fromiter((i.trending_weight for i in interests_list), np.float32, n_subs)
     weight = weight.clip(0.0, 1.0)
+    sizes = np.fromiter((max(i.size, 0) for i in interests_list), np.int64, n_subs)
+    # The papers a subscriber may get are a tenth of the chunk-by-candidates matrix: they are
+    # scored and selected as flat arrays (subscriber by subscriber), not cell by cell.
+    # (Flat positions: a two-dimensional nonzero or mask costs four times as much.)
+    available = np.flatnonzero(scored.allowed)
+    counts = np.count_nonzero(scored.allowed, axis=1)
+    owner = np.repeat(np.arange(n_subs), counts)
+    index = available - owner * len(candidates)
+    relevance = scored.relevance.ravel().take(available)
+    starts = np.zeros(n_subs, dtype=np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    best = np.ones(n_subs, dtype=np.float32)
+    some = counts > 0
+    best[some] = np.maximum.reduceat(relevance, starts[some]) if len(relevance) else 1.0
+    best[best <= 0] = 1.0
+    share = weight[owner]
     trend = _trend(candidates)
-    score = relevance / best
-    score *= 1 - weight
-    score += weight * trend
-    score -= ~allowed * UNAVAILABLE
-    sizes = np.array([max(i.size, 0) for i in interests_list], dtype=np.int64)
+    score = relevance / best[owner]
+    score *= 1 - share
+    score += share * trend[index]
     similarity = scored.candidates.similarity if diversity > 0 else None
-    chosen = _select(score, sizes, similarity, diversity)
-    safe = chosen.clip(min=0)
-    picked_trend = weight * trend[safe]
-    picked_relevance = np.take_along_axis(relevance, safe, axis=1) / best
-    trend_led = picked_trend > (1 - weight) * picked_relevance
-    return _picks(scored, chosen, score, trend_led, interests_list)
+    chosen = _select(score, index, counts, starts, sizes, similarity, diversity)
+    picked = chosen[chosen >= 0]  # entries of the flat arrays, subscriber by subscriber
+    trend_led = share[picked] * trend[index[picked]] > (1 - share[picked]) * (
+        relevance[picked] / best[owner[picked]]
+    )
+    return _picks(
+        scored,
+        owner[picked],
+        index[picked],
+        score[picked],
+        relevance[picked],
+        trend_led,
+        interests_list,
+    )
 
 
 def _select(
-    score: np.ndarray, sizes: np.ndarray, similarity: np.ndarray | None, diversity: float
+    score: np.ndarray,
+    index: np.ndarray,
+    counts: np.ndarray,
+    starts: np.ndarray,
+    sizes: np.ndarray,
+    similarity: np.ndarray | None,
+    diversity: float,
 ) -> np.ndarray:
-    """Candidate indices picked per row, best first, -1 where nothing is left (a score below
-    ``-UNAVAILABLE / 2`` is never picked).
+    """Each subscriber's picks, best first, as entries of the flat arrays of available papers
+    (``score``, ``index``: a subscriber's ``counts`` entries from ``starts``), -1
+    where nothing is left.
 
     Vectorised over the chunk: the greedy loop runs ``max(sizes)`` steps of array work,
     whatever the number of subscribers.
     """
-    n_subs, n = score.shape
-    width = min(int(sizes.max()) if len(sizes) else 0, n)
+    n_subs = len(counts)
+    most = int(counts.max()) if n_subs else 0
+    width = min(int(sizes.max()) if n_subs else 0, most)
     if width == 0:
         return np.full((n_subs, 0), -1, dtype=np.int64)
-    pool = min(n, POOL * width) if similarity is not None else min(n, width)
-    if pool < n:
-        top = np.argpartition(-score, pool - 1, axis=1)[:, :pool]
+    # Each subscriber's scores in a row of their own, padded with -inf.
+    padded = np.full((n_subs, most), -np.inf, dtype=np.float32)
+    shift = np.repeat(np.arange(n_subs) * most - starts, counts)
+    padded.ravel()[np.arange(len(score)) + shift] = score
+    pool = min(most, POOL * width) if similarity is not None else width
+    if pool < most:
+        top = np.argpartition(-padded, pool - 1, axis=1)[:, :pool]
     else:
-        top = np.broadcast_to(np.arange(n), (n_subs, n))
-    top_scores = np.take_along_axis(score, top, axis=1)
+        top = np.broadcast_to(np.arange(most), (n_subs, most))
+    top_scores = np.take_along_axis(padded, top, axis=1)
     order = np.argsort(-top_scores, axis=1, kind="stable")
     top = np.take_along_axis(top, order, axis=1)
     top_scores = np.take_along_axis(top_scores, order, axis=1)
-    available = top_scores > -UNAVAILABLE / 2
+    available = top_scores > -np.inf
+    entry = np.where(available, starts[:, None] + top, -1)
     if similarity is None:
-        picked = np.where(available[:, :width], top[:, :width], -1)
+        picked = entry[:, :width]
         return np.where(np.arange(width) < sizes[:, None], picked, -1)
 
+    candidate = index[entry]  # meaningless where not available, and never used there
     value = np.where(available, top_scores, 0.0) * (1 - diversity)
     redundancy = np.zeros_like(value)
     rows = np.arange(n_subs)
     chosen = np.full((n_subs, width), -1, dtype=np.int64)
+    n = similarity.shape[0]
     flat = similarity.ravel()  # one flat gather per step is cheaper than a 2-D fancy index
     for step in range(width):
         marginal = np.where(available, value - diversity * redundancy, -np.inf)
         best = marginal.argmax(axis=1)
         ok = available[rows, best] & (step < sizes)
-        picked = top[rows, best]
-        chosen[ok, step] = picked[ok]
+        chosen[ok, step] = entry[rows[ok], best[ok]]
         available[rows[ok], best[ok]] = False
-        np.maximum(redundancy, flat.take(picked[:, None] * n + top), out=redundancy)
+        picked = candidate[rows, best]
+        np.maximum(redundancy, flat.take(picked[:, None] * n + candidate), out=redundancy)
     return chosen
 
 
 def _matched_keywords(
-    candidates: Candidates, profiles: _Profiles, picked: np.ndarray
+    candidates: Candidates, profiles: _Profiles, owner: np.ndarray, index: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """For each subscriber and pick, the first and the second of the subscriber's keywords (in
-    their order) that the paper contains whole, "" for none: one lookup for the chunk."""
-    n_subs, width = picked.shape
+    """For each pick (subscriber ``owner`` got candidate ``index``), the first and the second
+    of the subscriber's keywords (in their order) that the paper contains whole, "" for none:
+    one lookup for the chunk."""
     most = max((len(row) for row in profiles.keyword_rows), default=0)
-    if most == 0 or width == 0:
-        none = np.full((n_subs, width), "", dtype=object)
+    if most == 0 or not len(index):
+        none = np.full(len(index), "", dtype=object)
         return none, none
     # One row per component; the last one, for padding, contains nothing and is named "".
     contains = np.zeros((profiles.weights.shape[1] + 1, len(candidates)), dtype=bool)
@@ -715,69 +782,61 @@ def _matched_keywords(
         contains[component] = candidates.containing(phrase)
         phrases[component] = phrase
     table = np.array([row + [-1] * (most - len(row)) for row in profiles.keyword_rows])
-    hits = contains[table[:, :, None], picked[:, None, :]]  # (subscribers, keywords, picks)
+    keywords = table[owner]  # (picks, keywords)
+    hits = contains[keywords, index[:, None]]
     counts = np.cumsum(hits, axis=1, dtype=np.int8)
-    rows = np.arange(n_subs)[:, None]
-    first = np.where(counts[:, -1] >= 1, table[rows, (counts >= 1).argmax(axis=1)], -1)
-    second = np.where(counts[:, -1] >= 2, table[rows, (counts >= 2).argmax(axis=1)], -1)
+    picks = np.arange(len(index))
+    first = np.where(counts[:, -1] >= 1, keywords[picks, (counts >= 1).argmax(axis=1)], -1)
+    second = np.where(counts[:, -1] >= 2, keywords[picks, (counts >= 2).argmax(axis=1)], -1)
     return phrases[first], phrases[second]
 
 
 def _picks(
     scored: _Scored,
-    chosen: np.ndarray,
-    score: np.ndarray,
+    owner: np.ndarray,
+    index: np.ndarray,
+    scores: np.ndarray,
+    relevances: np.ndarray,
     trend_led: np.ndarray,
     interests_list: Sequence[Interests],
 ) -> list[list[Pick]]:
-    """The picks with their scores and reasons. Every pick of the chunk is one entry of flat
-    arrays (a row's -1s are all at its end) and the reasons are written by two comprehensions:
-    this Python is ranking's only per-pick work, so it is kept to what cannot be arrays."""
+    """The picks with their scores and reasons, from flat arrays: pick i gave subscriber
+    ``owner[i]`` (ascending, best pick first) candidate ``index[i]``. The reasons are written
+    by two comprehensions: this Python is ranking's only per-pick work, so it is kept to what
+    cannot be arrays."""
     candidates, profiles = scored.candidates, scored.profiles
-    safe = chosen.clip(min=0)
-    valid = chosen >= 0
-    owner = np.nonzero(valid)[0]
-    index = chosen[valid]
-    first, second = _matched_keywords(candidates, profiles, safe)
+    first, second = _matched_keywords(candidates, profiles, owner, index)
     whys = [
         f"matches your keywords '{a}' and '{b}'"
         if b
         else f"matches your keyword '{a}'"
         if a
         else ""
-        for a, b in zip(first[valid].tolist(), second[valid].tolist(), strict=True)
+        for a, b in zip(first.tolist(), second.tolist(), strict=True)
     ]
     for at in [at for at, why in enumerate(whys) if not why]:
         row = int(owner[at])
         whys[at] = _why_else(
-            scored.component_sims,
+            scored.similarities,
+            scored.rows,
             int(index[at]),
             profiles.topic_rows[row],
             profiles.liked_rows[row],
             interests_list[row].keywords,
             candidates.texts,
         )
-    signals = candidates.signal_table[index + len(candidates) * trend_led[valid]].tolist()
+    signals = candidates.signal_table[index + len(candidates) * trend_led].tolist()
     reasons = [f"{w} · {s}" if w and s else w or s for w, s in zip(whys, signals, strict=True)]
-    picks = list(
-        map(
-            Pick,
-            candidates.keys[index].tolist(),
-            np.take_along_axis(score, safe, axis=1)[valid].tolist(),
-            np.take_along_axis(scored.relevance, safe, axis=1)[valid].tolist(),
-            reasons,
-        )
-    )
-    digests = []
-    at = 0
-    for count in valid.sum(axis=1).tolist():
-        digests.append(picks[at : at + count])
-        at += count
-    return digests
+    keys = candidates.keys[index].tolist()
+    fields = zip(keys, scores.tolist(), relevances.tolist(), reasons, strict=True)
+    picks = iter(map(_new_pick, fields))
+    counts = np.bincount(owner, minlength=len(interests_list)).tolist()
+    return [list(islice(picks, count)) for count in counts]
 
 
 def _why_else(
     sims: np.ndarray,
+    rows: np.ndarray,
     index: int,
     topics: list[tuple[str, int]],
     liked: list[tuple[str, int]],
@@ -785,9 +844,10 @@ def _why_else(
     texts: Sequence[str],
 ) -> str:
     """Why a paper that contains none of the keywords whole was picked: the liked paper or
-    the topic most similar to it, else the keyword with most of its words in it."""
-    topic, topic_sim = _closest(sims, topics, index)
-    title, liked_sim = _closest(sims, liked, index)
+    the topic most similar to it, else the keyword with most of its words in it. ``sims``
+    holds the components' cosines with the candidates, component c in row ``rows[c]``."""
+    topic, topic_sim = _closest(sims, rows, topics, index)
+    title, liked_sim = _closest(sims, rows, liked, index)
     if liked_sim > topic_sim and liked_sim > 0:
         return f"like '{_shorten(title)}' you liked"
     if topic_sim > 0:
@@ -797,12 +857,14 @@ def _why_else(
     return ""
 
 
-def _closest(sims: np.ndarray, labelled: list[tuple[str, int]], index: int) -> tuple[str, float]:
+def _closest(
+    sims: np.ndarray, rows: np.ndarray, labelled: list[tuple[str, int]], index: int
+) -> tuple[str, float]:
     """The label (topic or liked paper) whose component is most similar to candidate ``index``,
     and that similarity; "" and 0 when none is similar at all."""
     best, top = "", 0.0
     for label, component in labelled:
-        sim = float(sims[component, index])
+        sim = float(sims[rows[component], index])
         if sim > top:
             best, top = label, sim
     return best, top
@@ -851,6 +913,7 @@ def rank_catalogue(
     scored = _score(model, papers, [plain], floor)
     relevance = np.where(scored.allowed, scored.relevance, -np.inf)
     ranked = np.argsort(-relevance[0], kind="stable")[: int(scored.allowed.sum())][:limit]
-    chosen = ranked[None, :]
-    no_trend = np.zeros(chosen.shape, dtype=bool)
-    return _picks(scored, chosen, relevance, no_trend, [plain])[0]
+    ranked_relevance = scored.relevance[0, ranked]
+    owner = np.zeros(len(ranked), dtype=np.int64)
+    no_trend = np.zeros(len(ranked), dtype=bool)
+    return _picks(scored, owner, ranked, ranked_relevance, ranked_relevance, no_trend, [plain])[0]

@@ -76,6 +76,17 @@ def test_excluded_keywords_remove_papers_whole_word_and_in_any_case() -> None:
     assert {DIFFUSION.key, surveillance.key} <= set(keys(excluded))
 
 
+def test_an_excluded_phrase_needs_its_words_together_not_just_present() -> None:
+    papers = [DIFFUSION, APART, GRAPHS]
+
+    excluded = only(
+        relevance_only(keywords=["diffusion"], excluded_keywords=["Diffusion Model"]), papers
+    )
+
+    # DIFFUSION says "diffusion models" (plural folded, any case); APART has both words, apart.
+    assert keys(excluded) == [APART.key]
+
+
 def graph_papers() -> tuple[PaperText, PaperText, PaperText]:
     molecules = PaperText(
         10,
