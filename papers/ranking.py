@@ -401,10 +401,11 @@ class Candidates:
             if target:
                 # Only the candidates with the phrase's rarest word can contain the phrase.
                 if self._with_word is None:
-                    self._with_word = {}
+                    index: dict[str, list[int]] = {}  # complete before another thread sees it
                     for at, text in enumerate(self.texts):
                         for word in set(text.split()):
-                            self._with_word.setdefault(word, []).append(at)
+                            index.setdefault(word, []).append(at)
+                    self._with_word = index
                 having = [self._with_word.get(word, []) for word in target.split()]
                 found[[at for at in min(having, key=len) if target in self.texts[at]]] = True
             self._containing[phrase] = found
