@@ -521,7 +521,10 @@ class _Profiles:
 def _profiles(model: Model, interests_list: Sequence[Interests]) -> _Profiles:
     parts = _Components(model)
     keyword, topic, paper = parts.keyword, parts.topic, parts.paper
-    keyword_rows = [[keyword(k) for k in i.keywords] for i in interests_list]
+    known = parts.keywords  # most keywords were met earlier in the chunk: no call for them
+    keyword_rows = [
+        [known[k] if k in known else keyword(k) for k in i.keywords] for i in interests_list
+    ]
     topic_rows: Labelled = [[(t[0], topic(t)) for t in i.topics] for i in interests_list]
     liked_rows: Labelled = [[(p.title, paper(p)) for p in i.liked] for i in interests_list]
     disliked_rows = [[paper(p) for p in i.disliked] for i in interests_list]
@@ -761,8 +764,9 @@ def _select(
         ok = available[rows, best] & (step < sizes)
         chosen[ok, step] = entry[rows[ok], best[ok]]
         available[rows[ok], best[ok]] = False
-        picked = candidate[rows, best]
-        np.maximum(redundancy, flat.take(picked[:, None] * n + candidate), out=redundancy)
+        if step + 1 < width:  # the last pick leaves nothing to compare with it
+            picked = candidate[rows, best]
+            np.maximum(redundancy, flat.take(picked[:, None] * n + candidate), out=redundancy)
     return chosen
 
 
@@ -807,17 +811,23 @@ def _picks(
     cannot be arrays."""
     candidates, profiles = scored.candidates, scored.profiles
     first, second = _matched_keywords(candidates, profiles, owner, index)
-    whys = [
-        f"matches your keywords '{a}' and '{b}'"
+    signals = candidates.signal_table[index + len(candidates) * trend_led].tolist()
+    # The reason: why (a keyword, else the closest topic or liked paper), then the signal.
+    reasons = [
+        (
+            f"matches your keywords '{a}' and '{b}' · {s}"
+            if s
+            else f"matches your keywords '{a}' and '{b}'"
+        )
         if b
-        else f"matches your keyword '{a}'"
+        else (f"matches your keyword '{a}' · {s}" if s else f"matches your keyword '{a}'")
         if a
         else ""
-        for a, b in zip(first.tolist(), second.tolist(), strict=True)
+        for a, b, s in zip(first.tolist(), second.tolist(), signals, strict=True)
     ]
-    for at in [at for at, why in enumerate(whys) if not why]:
+    for at in [at for at, reason in enumerate(reasons) if not reason]:
         row = int(owner[at])
-        whys[at] = _why_else(
+        why = _why_else(
             scored.similarities,
             scored.rows,
             int(index[at]),
@@ -826,8 +836,8 @@ def _picks(
             interests_list[row].keywords,
             candidates.texts,
         )
-    signals = candidates.signal_table[index + len(candidates) * trend_led].tolist()
-    reasons = [f"{w} · {s}" if w and s else w or s for w, s in zip(whys, signals, strict=True)]
+        signal = signals[at]
+        reasons[at] = f"{why} · {signal}" if why and signal else why or signal
     keys = candidates.keys[index].tolist()
     fields = zip(keys, scores.tolist(), relevances.tolist(), reasons, strict=True)
     picks = iter(map(_new_pick, fields))
