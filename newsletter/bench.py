@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -780,23 +781,27 @@ class Parts:
     measured_chunk: int = 0
 
 
-RANKING_PASSES = 5
+RANKING_PASSES = 3
 
 
 def measure_ranking(chunk: int, limit: int, now: datetime) -> tuple[float, float]:
-    """``rank_chunk`` on the population, chunk by chunk, as compose calls it: (µs per
-    subscriber once the candidates are prepared, ms of the first chunk that prepares them).
+    """``rank_chunk`` on ``limit`` subscribers (by default one worker's share of the round),
+    chunk by chunk, as compose calls it: (µs per subscriber once the candidates are prepared,
+    ms of the first chunk that prepares them).
 
-    The median of ``RANKING_PASSES`` passes, each with a fresh copy of the model (nothing
-    cached, as a worker meets new candidates): one pass takes about a second, and a burst of
-    other work on this machine (autovacuum after the round, say) would otherwise be the figure.
+    The median of ``RANKING_PASSES`` passes, each from a fresh copy of the model (nothing
+    cached, as a worker meets new candidates), so what a worker's caches cost to fill is
+    spread over as many subscribers as a worker ranks in the round; a burst of other work on
+    this machine (autovacuum after the round, say) would otherwise be the figure.
     """
     subscribers = list(
         Subscriber.objects.filter(status=Subscriber.Status.ACTIVE).order_by("id")[:limit]
     )
     candidates = [paper_text(p, now) for p in Paper.objects.all().trending(now)]
     fitted = pickle.dumps(digests.catalogue_model())
-    signals = digests.signals_of([s.id for s in subscribers])
+    signals: dict[int, digests.Signals] = defaultdict(digests.Signals)
+    for at in range(0, len(subscribers), 10_000):
+        signals.update(digests.signals_of([s.id for s in subscribers[at : at + 10_000]]))
     model = pickle.loads(fitted)
     interests = [digests.interests_of(s, signals[s.id], model, frozenset()) for s in subscribers]
     floor = settings.DIGEST_RELEVANCE_FLOOR
@@ -1019,7 +1024,7 @@ class Options:
     workers: int = 0  # 0: one per core
     in_process: bool = False
     baseline_sample: int = 500
-    ranking_sample: int = 20_000
+    ranking_sample: int = 0  # 0: one worker's share of the population
     seed: int = 7
     stall_seconds: float = 120
     keep_database: bool = False
@@ -1173,7 +1178,8 @@ def _run_in(
         rss_of = "this process (in-process mode: it also built the population)"
 
     sink.reset()
-    parts = measure_parts(options.chunk, now, port, options.ranking_sample)
+    share = -(-options.subscribers // (1 if options.in_process else workers_n))
+    parts = measure_parts(options.chunk, now, port, options.ranking_sample or share)
     sample = subscriber_ids[-min(options.baseline_sample, len(subscriber_ids)) :]
     baseline = run_baseline(sample, now, port)
     ndcg, ndcg_plain = measure_ndcg()

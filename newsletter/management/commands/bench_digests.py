@@ -46,7 +46,13 @@ class Command(BaseCommand):
             help="compose and send in this process instead of Celery workers (no Redis needed)",
         )
         parser.add_argument("--baseline-sample", type=int, default=500, metavar="S")
-        parser.add_argument("--ranking-sample", type=int, default=20_000, metavar="S")
+        parser.add_argument(
+            "--ranking-sample",
+            type=int,
+            default=0,
+            metavar="S",
+            help="subscribers ranked to time ranking (default: one worker's share)",
+        )
         parser.add_argument("--seed", type=int, default=7)
         parser.add_argument(
             "--stall-seconds", type=float, default=120, help="give up after this long idle"
