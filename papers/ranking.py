@@ -205,6 +205,7 @@ def _unit(cols: np.ndarray, vals: np.ndarray, keep: int | None = None) -> Vector
     return cols.astype(np.int32), (vals / norm if norm else vals).astype(np.float32)
 
 
+TRENDING = attrgetter("trending")
 CANDIDATE_TOKEN = attrgetter("key", "title", "abstract", "ai_summary", "upvotes", "day_gain")
 
 
@@ -639,7 +640,7 @@ def _trend(papers: Sequence[PaperText]) -> np.ndarray:
     On a log scale: votes are heavy-tailed, and linearly one viral paper would flatten every
     other paper's trending to zero.
     """
-    raw = np.fromiter((p.trending for p in papers), dtype=np.float64, count=len(papers))
+    raw = np.fromiter(map(TRENDING, papers), dtype=np.float64, count=len(papers))
     logged = np.log(np.maximum(raw, 1e-9))
     low, high = (logged.min(), logged.max()) if len(logged) else (0.0, 0.0)
     if high - low < 1e-12:
@@ -679,7 +680,7 @@ def rank_chunk(
     # scored and selected as flat arrays (subscriber by subscriber), not cell by cell.
     # (Flat positions: a two-dimensional nonzero or mask costs four times as much.)
     available = np.flatnonzero(scored.allowed)
-    counts = np.count_nonzero(scored.allowed, axis=1)
+    counts = np.diff(np.searchsorted(available, np.arange(n_subs + 1) * len(candidates)))
     owner = np.repeat(np.arange(n_subs), counts)
     index = available - owner * len(candidates)
     relevance = scored.relevance.ravel().take(available)
