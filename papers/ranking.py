@@ -426,13 +426,10 @@ class Candidates:
             table, rows = self._table, self._rows
             missing = [i for i, ident in enumerate(idents) if ident not in rows]
             capacity = SIMILARITY_CACHE_BYTES // (4 * len(self) + 4)
-            if len(rows) + len(missing) > min(capacity, len(table)):
-                if len(rows) + len(missing) > capacity:
-                    rows, missing = {}, list(range(len(idents)))
-                size = max(capacity, len(rows) + len(missing))
-                grown = np.empty((size, len(self)), dtype=np.float32)
-                grown[: len(rows)] = table[: len(rows)]
-                table = self._table = grown
+            if len(rows) + len(missing) > min(capacity, len(table)):  # full, or first use
+                rows, missing = {}, list(range(len(idents)))
+                size = max(capacity, len(idents))
+                table = self._table = np.empty((size, len(self)), dtype=np.float32)
                 self._rows = rows
             if missing:
                 start = len(rows)
@@ -808,8 +805,8 @@ def _picks(
 ) -> list[list[Pick]]:
     """The picks with their scores and reasons, from flat arrays: pick i gave subscriber
     ``owner[i]`` (ascending, best pick first) candidate ``index[i]``. The reasons are written
-    by two comprehensions: this Python is ranking's only per-pick work, so it is kept to what
-    cannot be arrays."""
+    by one comprehension, then a loop over the few picks no keyword explains: this Python is
+    ranking's only per-pick work, so it is kept to what cannot be arrays."""
     candidates, profiles = scored.candidates, scored.profiles
     first, second = _matched_keywords(candidates, profiles, owner, index)
     signals = candidates.signal_table[index + len(candidates) * trend_led].tolist()
