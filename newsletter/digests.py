@@ -30,7 +30,7 @@ import smtplib
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from email.utils import make_msgid
 from typing import Any
 from urllib.parse import urlsplit
@@ -239,16 +239,20 @@ def plan_digests(subscribers: list[Subscriber], now: datetime) -> dict[int, list
         digest__subscriber__in=subscribers, paper__in=[p.id for p in candidates]
     ).values_list("digest__subscriber", "paper"):
         seen[subscriber_id].add(paper_id)
+    # Candidates: listed since the previous digest, within the frequency's window. A chunk's
+    # subscribers share a handful of such dates, so the papers before each are found once.
+    listed_before: dict[date, set[int]] = {}
     for subscriber in subscribers:
-        # Candidates: listed since the previous digest, within the frequency's window.
         last_sent = getattr(subscriber, "last_sent", None)
         since = max(
             (now - timedelta(days=window_days(subscriber))).date(),
             (last_sent or now - timedelta(days=366)).date(),
         )
-        seen[subscriber.id] |= {
-            p.id for p in candidates if p.listed_on is None or p.listed_on < since
-        }
+        if since not in listed_before:
+            listed_before[since] = {
+                p.id for p in candidates if p.listed_on is None or p.listed_on < since
+            }
+        seen[subscriber.id] |= listed_before[since]
     picks = ranking.rank_chunk(
         model,
         [paper_text(p, now) for p in candidates],

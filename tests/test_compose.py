@@ -87,6 +87,44 @@ def test_it_never_sends_a_paper_twice(catalogue, mailoutbox) -> None:  # type: i
     assert len(items) == len(set(items)) > 3  # two digests, no paper in both
 
 
+def test_each_reader_in_a_chunk_gets_papers_listed_since_their_own_last_digest(catalogue) -> None:  # type: ignore[no-untyped-def]
+    # One chunk, three windows: daily (2 days), weekly (8 days), and weekly with a digest
+    # sent yesterday. A graph paper listed 4 days ago fits only the plain weekly one.
+    today = timezone.now().date()
+    old = Paper.objects.create(
+        title="An older study of graph networks",
+        title_key="an older study of graph networks",
+        abstract=GNN,
+        listed_on=today - timedelta(days=4),
+        upvotes=500,
+        source="text",
+    )
+    daily = active_subscriber("daily@example.org", ["graph neural networks"], digest_size=12)
+    weekly = active_subscriber(
+        "weekly@example.org", ["graph neural networks"], digest_size=12, frequency="weekly"
+    )
+    lately = active_subscriber(
+        "lately@example.org", ["graph neural networks"], digest_size=12, frequency="weekly"
+    )
+    Digest.objects.create(
+        subscriber=lately,
+        period="earlier",
+        status="sent",
+        sent_at=timezone.now() - timedelta(days=1),
+    )
+
+    compose_chunk(claim_all())
+
+    def picked(reader: Subscriber) -> set[int]:
+        return set(
+            DigestItem.objects.filter(digest__subscriber=reader).values_list("paper", flat=True)
+        )
+
+    assert old.id in picked(weekly)
+    assert old.id not in picked(daily) and old.id not in picked(lately)
+    assert picked(daily) and picked(lately)  # this week's graph papers, for both
+
+
 def test_picks_are_about_the_subscribers_interests_with_reasons(catalogue) -> None:  # type: ignore[no-untyped-def]
     reader = active_subscriber("ada@example.org", ["graph neural networks"], digest_size=3)
     compose_chunk(claim_all())
