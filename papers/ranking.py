@@ -804,28 +804,24 @@ def _picks(
     interests_list: Sequence[Interests],
 ) -> list[list[Pick]]:
     """The picks with their scores and reasons, from flat arrays: pick i gave subscriber
-    ``owner[i]`` (ascending, best pick first) candidate ``index[i]``. The reasons are written
-    by one comprehension, then a loop over the few picks no keyword explains: this Python is
-    ranking's only per-pick work, so it is kept to what cannot be arrays."""
+    ``owner[i]`` (ascending, best pick first) candidate ``index[i]``. Why each was picked is one
+    comprehension and a loop over the few picks no keyword explains; a second comprehension
+    joins the signal on. This Python is ranking's only per-pick work, so it is kept to what
+    cannot be arrays."""
     candidates, profiles = scored.candidates, scored.profiles
     first, second = _matched_keywords(candidates, profiles, owner, index)
-    signals = candidates.signal_table[index + len(candidates) * trend_led].tolist()
-    # The reason: why (a keyword, else the closest topic or liked paper), then the signal.
-    reasons = [
-        (
-            f"matches your keywords '{a}' and '{b}' · {s}"
-            if s
-            else f"matches your keywords '{a}' and '{b}'"
-        )
+    # Why: the keywords the paper contains, else the closest topic or liked paper.
+    whys = [
+        f"matches your keywords '{a}' and '{b}'"
         if b
-        else (f"matches your keyword '{a}' · {s}" if s else f"matches your keyword '{a}'")
+        else f"matches your keyword '{a}'"
         if a
         else ""
-        for a, b, s in zip(first.tolist(), second.tolist(), signals, strict=True)
+        for a, b in zip(first.tolist(), second.tolist(), strict=True)
     ]
-    for at in [at for at, reason in enumerate(reasons) if not reason]:
+    for at in [at for at, why in enumerate(whys) if not why]:
         row = int(owner[at])
-        why = _why_else(
+        whys[at] = _why_else(
             scored.similarities,
             scored.rows,
             int(index[at]),
@@ -834,8 +830,8 @@ def _picks(
             interests_list[row].keywords,
             candidates.texts,
         )
-        signal = signals[at]
-        reasons[at] = f"{why} · {signal}" if why and signal else why or signal
+    signals = candidates.signal_table[index + len(candidates) * trend_led].tolist()
+    reasons = [f"{w} · {s}" if w and s else w or s for w, s in zip(whys, signals, strict=True)]
     keys = candidates.keys[index].tolist()
     fields = zip(keys, scores.tolist(), relevances.tolist(), reasons, strict=True)
     picks = iter(map(_new_pick, fields))
