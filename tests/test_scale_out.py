@@ -1,11 +1,13 @@
 """Growing past one machine: one sending rate shared by every worker (a token bucket in Redis),
 and a queue per kind of work so hosts can be given only the work they should run."""
 
+import gc
 import multiprocessing
 import time
 
 import pytest
 import redis
+from celery.signals import worker_process_init
 from django.utils import timezone
 
 from config.celery import app
@@ -84,3 +86,14 @@ def test_each_kind_of_work_has_its_queue(task: str, queue: str) -> None:
     assert task in app.tasks
     assert app.amqp.router.route({}, task)["queue"].name == queue
     assert queue in app.amqp.queues  # a worker started without -Q consumes it
+
+
+def test_a_worker_process_leaves_its_startup_objects_out_of_garbage_collection() -> None:
+    """Each pool process freezes what it starts with (config/celery.py): in a busy worker, full
+    collections otherwise walk Django's and Celery's objects every second or two."""
+    gc.unfreeze()
+    try:
+        worker_process_init.send(sender="test")
+        assert gc.get_freeze_count() > 100_000
+    finally:
+        gc.unfreeze()
