@@ -10,7 +10,6 @@ subprocess and points this process and the workers at it.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import pickle
@@ -41,6 +40,7 @@ from django.db.models import Count, Prefetch
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from config.celery import freeze_startup_objects
 from newsletter import digests
 from newsletter.models import Digest, DigestItem, Subscriber
 from papers import evaluation, ranking
@@ -875,10 +875,9 @@ def measure_chunk(chunk: int, now: datetime, port: int) -> tuple[int, float, flo
 
 
 def measure_parts(chunk: int, now: datetime, port: int, ranking_limit: int) -> Parts:
-    # Timed as in a worker process, which leaves what it has at start out of garbage
-    # collection (config/celery.py): full collections would otherwise walk all this process
-    # holds, the population it built included.
-    gc.freeze()
+    # Timed as in a worker process: what this process holds, the population it built
+    # included, is left out of garbage collection as a worker's startup objects are.
+    freeze_startup_objects()
     parts = Parts()
     parts.render_ms_per_digest, parts.mime_ms_per_digest = measure_render(sample=300)
     (
@@ -1151,7 +1150,7 @@ def _run_in(
 
             app.conf.task_always_eager = True
             stack = email_to(port)
-            gc.freeze()  # this process stands in for a worker process (measure_parts)
+            freeze_startup_objects()  # this process stands in for a worker process
         else:
             use_queues(prefix)
             workers = Workers(
