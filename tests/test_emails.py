@@ -133,3 +133,24 @@ def test_the_view_in_browser_link_shows_the_digest(client, digest_message) -> No
     link = digest_message.body.split("View in your browser: ")[1].split()[0]
     response = client.get(link.removeprefix("http://localhost:8000"))
     assert response.status_code == 200 and b"Graph neural networks at scale" in response.content
+
+
+@pytest.mark.parametrize("upvotes", [1, 2])
+def test_a_papers_votes_are_said_once_and_in_the_right_number(mailoutbox, upvotes) -> None:  # type: ignore[no-untyped-def]
+    Paper.objects.create(
+        title="Graph neural networks at scale",
+        title_key="gnn",
+        abstract="Graph neural networks learn on graphs.",
+        upvotes=upvotes,
+        listed_on=timezone.now().date(),
+        source="hf-json",
+    )
+    active_subscriber("ada@example.org", ["graph neural networks"])
+    send_queued(compose_chunk(claim_due_subscribers(timezone.now(), 10)))
+
+    why = next(line for line in mailoutbox[0].body.splitlines() if "Why:" in line)
+    said = re.findall(r"\b(\d+) (upvotes?)\b", why)
+    assert said == [(str(upvotes), "upvote" if upvotes == 1 else "upvotes")], why
+    html = mailoutbox[0].alternatives[0][0]
+    html_why = re.search(r"Why: [^<]*", html)
+    assert html_why and len(re.findall(rf"\b{upvotes}\b", html_why.group())) == 1, html_why
