@@ -150,6 +150,10 @@ def digest_context(digest: Digest) -> dict[str, Any]:
         }
         item.more_url = f"{under}more/"  # type: ignore[attr-defined]
         item.less_url = f"{under}less/"  # type: ignore[attr-defined]
+        # The votes, unless the reason already says them ("... · 212 upvotes"; ranking leaves
+        # them out at 0, and the trending fallback's reason is just "trending").
+        said = paper.upvotes is None or "upvote" in item.reason
+        item.votes = None if said else paper.upvotes  # type: ignore[attr-defined]
         items.append(item)
     return {"digest": digest, "items": items, "view_url": view_url}
 

@@ -135,7 +135,7 @@ def test_the_view_in_browser_link_shows_the_digest(client, digest_message) -> No
     assert response.status_code == 200 and b"Graph neural networks at scale" in response.content
 
 
-@pytest.mark.parametrize("upvotes", [1, 2])
+@pytest.mark.parametrize("upvotes", [0, 1, 2])
 def test_a_papers_votes_are_said_once_and_in_the_right_number(mailoutbox, upvotes) -> None:  # type: ignore[no-untyped-def]
     Paper.objects.create(
         title="Graph neural networks at scale",
