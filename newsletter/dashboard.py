@@ -235,7 +235,7 @@ def compose_preview(subscriber: Subscriber, now: datetime | None = None) -> Any:
     """The next digest of ``subscriber`` as it would be sent, or None when nothing matches.
 
     Composed and rendered inside a transaction that is rolled back: nothing is recorded and
-    nothing is sent.
+    nothing is sent. A preview carries none of the reader's links (``emails.digest_context``).
     """
     now = now or timezone.now()
     reader = digests.for_planning(Subscriber.objects.filter(pk=subscriber.pk)).get()
@@ -250,7 +250,7 @@ def compose_preview(subscriber: Subscriber, now: datetime | None = None) -> Any:
         for rank, pick in enumerate(picks, 1):
             digest.items.create(paper_id=pick.key, rank=rank, score=pick.score, reason=pick.reason)
         digest = Digest.objects.prefetch_related(*digests.TO_RENDER).get(pk=digest.pk)
-        message = emails.digest_email(digest)
+        message = emails.digest_email(digest, preview=True)
         transaction.set_rollback(True)
     return message
 
@@ -275,8 +275,6 @@ def send_test(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
         return redirect("admin:newsletter_subscriber_change", subscriber.pk)
     message.to, message.cc, message.bcc = [staff_address], [], []
     message.subject = f"[Test for {subscriber.email}] {message.subject}"
-    for header in ("List-Unsubscribe", "List-Unsubscribe-Post"):
-        message.extra_headers.pop(header, None)  # never unsubscribe the reader from a test
     message.send()
     messages.success(request, f"Sent {subscriber.email}'s next digest to {staff_address}.")
     return redirect("admin:newsletter_subscriber_change", subscriber.pk)
