@@ -21,6 +21,7 @@ from django.urls import reverse
 from jinja2 import Environment, StrictUndefined
 
 from newsletter.models import Digest, Subscriber
+from papers.ranking import Section, Signal
 
 _inliner = css_inline.CSSInliner(keep_style_tags=False)
 
@@ -130,6 +131,13 @@ def indented(text: str) -> str:
     return textwrap.fill(text, width=75, initial_indent="   ", subsequent_indent="   ")
 
 
+SECTION_HEADINGS: dict[str, str] = {
+    Section.AUTHORS: "By authors you follow",
+    Section.MATCH: "Picked for your interests",
+    Section.TRENDING: "Trending now",
+}
+
+
 def digest_context(digest: Digest) -> dict[str, Any]:
     """What the digest templates show; ``digest.items`` should be prefetched with papers.
 
@@ -137,12 +145,21 @@ def digest_context(digest: Digest) -> dict[str, Any]:
     (``<view_url><paper id>/<link kind>/``, through the click redirect, which counts the click)
     and its "more/less like this" links (``<view_url><paper id>/more/`` and ``less/``); see
     ``newsletter/urls.py``. Signing every link instead cost more than rendering the email.
+
+    Items come in sections (followed authors, matches, trending), each with a heading when
+    the digest has more than one. What an item says comes from its reason as data: the
+    words, "trending" when its votes led to it, and the paper's votes.
     """
     view_url = absolute(reverse("digest_view", args=[sign(digest.id, "digest")]))
-    items = []
+    grouped: dict[str, list[Any]] = {section: [] for section in SECTION_HEADINGS}
     for item in digest.items.all():
         paper = item.paper
         under = f"{view_url}{paper.id}/"
+        reason = item.reason_data
+        item.why_text = reason.text  # type: ignore[attr-defined]
+        # "trending" once: a pick whose reason is trending itself does not say it again.
+        item.trending = reason.trending and reason.signal != Signal.TRENDING  # type: ignore[attr-defined]
+        item.votes = paper.upvotes  # type: ignore[attr-defined]
         item.excerpt = excerpt(paper.ai_summary or paper.abstract)  # type: ignore[attr-defined]
         item.excerpt_text = indented(item.excerpt)  # type: ignore[attr-defined]
         item.links = {  # type: ignore[attr-defined]
@@ -150,12 +167,18 @@ def digest_context(digest: Digest) -> dict[str, Any]:
         }
         item.more_url = f"{under}more/"  # type: ignore[attr-defined]
         item.less_url = f"{under}less/"  # type: ignore[attr-defined]
-        # The votes, unless the reason already says them ("... · 212 upvotes"; ranking leaves
-        # them out at 0, and the trending fallback's reason is just "trending").
-        said = paper.upvotes is None or "upvote" in item.reason
-        item.votes = None if said else paper.upvotes  # type: ignore[attr-defined]
-        items.append(item)
-    return {"digest": digest, "items": items, "view_url": view_url}
+        grouped.setdefault(item.section, []).append(item)
+    present = [(section, items) for section, items in grouped.items() if items]
+    sections = [
+        {
+            "name": section,
+            "heading": SECTION_HEADINGS.get(section, "") if len(present) > 1 else "",
+            "items": items,
+        }
+        for section, items in present
+    ]
+    items = [item for section in sections for item in section["items"]]
+    return {"digest": digest, "items": items, "sections": sections, "view_url": view_url}
 
 
 def digest_email(digest: Digest) -> EmailMultiAlternatives:
