@@ -20,7 +20,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 def locked(name: str) -> dict[str, tuple[Version, list[str]]]:
     """A uv/pip-tools lock file as {package: (version, hashes)}."""
     text = (ROOT / name).read_text().replace("\\\n", " ")
-    pins = {}
+    pins: dict[str, tuple[Version, list[str]]] = {}
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
         if not line:
