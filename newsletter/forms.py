@@ -30,13 +30,20 @@ RELEVANCE_CHOICES = [
 HOURS = [(h, f"{h:02d}:00") for h in range(24)]
 
 
+# A "quoted phrase" (commas and all), or a run of text up to the next separator.
+TERM = re.compile(r'"([^"]*)"|([^",;\n]+)')
+
+
 def split_terms(text: str) -> list[str]:
-    """Keywords as typed: separated by commas or new lines; "quoted phrases" stay whole."""
-    quoted = re.findall(r'"([^"]+)"', text)
-    rest = re.sub(r'"[^"]*"', ",", text)
-    terms = quoted + re.split(r"[,;\n]+", rest)
-    cleaned = [" ".join(t.split()) for t in terms]
-    return list(dict.fromkeys(t for t in cleaned if t))
+    """Keywords as typed, in order: separated by commas, semicolons or new lines; "quoted
+    phrases" stay whole (a stray quote mark is dropped)."""
+    terms = [" ".join((quoted or plain).split()) for quoted, plain in TERM.findall(text)]
+    return list(dict.fromkeys(t for t in terms if t))
+
+
+def join_terms(terms: list[str]) -> str:
+    """Keywords as the form shows them: ``split_terms`` gives back the same list."""
+    return ", ".join(f'"{t}"' if re.search(r"[,;]", t) else t for t in terms)
 
 
 def clean_terms(text: str) -> list[str]:
@@ -184,13 +191,13 @@ class ManageForm(PreferencesForm):
         return cls(
             initial={
                 "topics": list(subscriber.topics.all()),
-                "keywords": ", ".join(f'"{k}"' if "," in k else k for k in subscriber.keywords),
+                "keywords": join_terms(subscriber.keywords),
                 "liked": ", ".join(subscriber.liked_refs),
                 "frequency": subscriber.frequency,
                 "weekday": subscriber.weekday,
                 "send_hour": subscriber.send_hour,
                 "timezone": subscriber.timezone,
-                "excluded_keywords": ", ".join(subscriber.excluded_keywords),
+                "excluded_keywords": join_terms(subscriber.excluded_keywords),
                 "digest_size": subscriber.digest_size,
                 "trending_weight": weight[0],
             }
