@@ -63,11 +63,9 @@ class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
             return self.admin_site.admin_view(run)
 
         return [
+            path("<id:pk>/preview/", tool(dashboard.preview), name="newsletter_subscriber_preview"),
             path(
-                "<int:pk>/preview/", tool(dashboard.preview), name="newsletter_subscriber_preview"
-            ),
-            path(
-                "<int:pk>/send-test/",
+                "<id:pk>/send-test/",
                 require_POST(tool(dashboard.send_test)),
                 name="newsletter_subscriber_send_test",
             ),
