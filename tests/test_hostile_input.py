@@ -32,6 +32,7 @@ from newsletter.models import DeliveryEvent, Digest, Subscriber
 from papers.importing import PARSERS, import_sources
 from papers.models import Paper, Topic
 from papers.sources import Parsed, SourceError
+from tests.conftest import examples as scaled
 from tests.factories import active_subscriber, hf_item
 from tests.test_tracking_webhooks import (
     CREDENTIALS,
@@ -41,7 +42,7 @@ from tests.test_tracking_webhooks import (
     READER,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.hypothesis]  # `make fuzz` runs them all
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = [
@@ -55,7 +56,7 @@ FIXTURE_TEXT = {path.name: path.read_text(encoding="utf-8") for path in CAPTURES
 # example runs in its own rolled-back transaction and clears the rate-limit counters itself.
 def examples(count: int) -> hypothesis_settings:
     return hypothesis_settings(
-        max_examples=count,
+        max_examples=scaled(count),
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture],
     )
