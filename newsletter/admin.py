@@ -85,10 +85,12 @@ class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
 
     @admin.action(description="Resend the confirmation email (pending only)")
     def resend_confirmation(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
-        pending = list(queryset.filter(status=Subscriber.Status.PENDING))
-        for subscriber in pending:
-            subscriptions.send_confirmation(subscriber)
-        self.message_user(request, f"Sent {len(pending)} confirmation email(s).")
+        pending = list(
+            queryset.filter(status=Subscriber.Status.PENDING).values_list("pk", flat=True)
+        )
+        for subscriber_id in pending:
+            subscriptions.queue_email(subscriber_id, "confirm")
+        self.message_user(request, f"Queued {len(pending)} confirmation email(s).")
 
     @admin.action(description="Export the selected subscribers as CSV")
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> HttpResponse:

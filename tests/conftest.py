@@ -54,6 +54,16 @@ def _fast_and_isolated(settings, tmp_path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
+def eager_tasks() -> Iterator[None]:
+    """Tasks queued by the code under test run at once in this process, errors raised."""
+    from config.celery import app
+
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager = app.conf.task_eager_propagates = False
+
+
+@pytest.fixture
 def postgres() -> None:
     if connection.vendor != "postgresql":
         missing_service("needs PostgreSQL: set DATABASE_URL=postgres://...")

@@ -16,7 +16,7 @@ from newsletter.models import ConsentRecord, Subscriber
 from papers.models import Paper, Topic
 from tests.factories import active_subscriber
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_tasks")]
 
 
 def sign_up(client: Client, email: str = "ada@example.org") -> str:

@@ -42,7 +42,8 @@ from tests.test_tracking_webhooks import (
     READER,
 )
 
-pytestmark = [pytest.mark.django_db, pytest.mark.hypothesis]  # `make fuzz` runs them all
+# `make fuzz` runs them all; emails queued by a signup are built and sent here, at once.
+pytestmark = [pytest.mark.django_db, pytest.mark.hypothesis, pytest.mark.usefixtures("eager_tasks")]
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = [
