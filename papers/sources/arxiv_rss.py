@@ -34,6 +34,7 @@ from papers.sources.hf import timestamp
 CHUNK_ITEMS = 500
 READ_BYTES = 1 << 20
 ITEM_START = re.compile(r"<(item|entry)[\s>]")
+ITEM_END = {"item": "</item>", "entry": "</entry>"}
 OLD_TITLE = re.compile(
     r"\s*\(arXiv:(?P<id>[^\s)]+?)(?:v\d+)?\s+\[(?P<cat>[^\]]+)\](?P<kind>[^)]*)\)\s*$"
 )
@@ -113,7 +114,7 @@ def split_items(buffer: str, stream: TextIO) -> Iterator[str | None]:
     pos = 0
     while True:
         start = ITEM_START.search(buffer, pos)
-        end = buffer.find(f"</{start.group(1)}>", start.start()) if start else -1
+        end = buffer.find(ITEM_END[start.group(1)], start.start()) if start else -1
         if end < 0:
             block = stream.read(READ_BYTES)
             if not block:
