@@ -11,12 +11,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from kombu.exceptions import OperationalError
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from newsletter import emails
 from newsletter.forms import CONSENT_VERSION
