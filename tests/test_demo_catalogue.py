@@ -23,7 +23,7 @@ def test_every_catalogue_item_is_a_real_paper_with_its_sources_named() -> None:
     items = json.loads(CATALOGUE.read_text())["dailyPapers"]
     for item in items:
         assert item["_source"], item["title"]
-        assert item["paper"]["id"] and item["paper"]["authors"] or item["paper"]["summary"]
+        assert item["paper"]["id"] and (item["paper"]["authors"] or item["paper"]["summary"])
     listed = [i for i in items if i["paper"].get("submittedOnDailyAt")]
     assert all(isinstance(i["paper"]["upvotes"], int) for i in listed)
 
@@ -57,4 +57,5 @@ def test_a_demo_run_on_a_later_day_lists_the_papers_relative_to_that_day() -> No
 
     assert Paper.objects.get(arxiv_id="2403.09629").listed_on == later.date()
     captured_today = Paper.objects.get(title_key=title_key(papers_in_capture(SEEDS[0])[-1][0]))
+    assert captured_today.listed_on
     assert captured_today.listed_on >= later.date() - timedelta(days=len(SEEDS))

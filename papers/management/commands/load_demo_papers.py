@@ -43,8 +43,8 @@ class Command(BaseCommand):
             list_again(parse_source(source, fmt, day)[1].records)
         if options["verbosity"]:
             self.stdout.write(
-                f"Demo catalogue: {total.new} new, {total.updated} updated, "
-                f"{total.unchanged} unchanged papers, listed over the last {len(listings) - 1} days."
+                f"Demo catalogue: {total.new} new, {total.updated} updated, {total.unchanged} "
+                f"unchanged papers, listed over the last {len(listings) - 1} days."
             )
 
 
