@@ -41,9 +41,10 @@ def clone(tmp_path: Path) -> Path:
         if source.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(source.read_bytes())
-    # Older than the .venv's install stamp, so make never reinstalls into the shared .venv.
+    # Every file older than the .venv's install stamp, so make never reinstalls into it.
     stamp = (VENV / ".installed-stamp").stat().st_mtime
-    os.utime(copy / "pyproject.toml", (stamp - 60, stamp - 60))
+    for path in copy.rglob("*"):
+        os.utime(path, (stamp - 60, stamp - 60))
     return copy
 
 
