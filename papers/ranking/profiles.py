@@ -17,6 +17,12 @@ DESCRIPTION_WEIGHT = 1.0
 TOPIC_WEIGHT = 0.6
 LIKED_WEIGHT = 0.8
 DISLIKED_WEIGHT = 0.6
+# How much of a component's similarity to a paper is semantic (the rest is lexical), by kind:
+# a keyword is mostly its words; a description, a topic or a liked paper mostly its meaning.
+SEMANTIC_SHARE = {"keyword": 0.2, "description": 0.5, "topic": 0.3, "paper": 0.5}
+# The share of a component's terms' weight a paper must have to match it at all: most of a
+# keyword (its phrase), a fair part of a description; a topic or a liked paper is long.
+LEXICAL_EVIDENCE = {"keyword": 0.5, "description": 0.15, "topic": 0.05, "paper": 0.05}
 
 
 @dataclass
@@ -46,24 +52,47 @@ class Components:
         self.papers: dict[int, int] = {}
         self.vectors: list[Vector] = []
         self.idents: list[Hashable] = []  # what each vector is, the same from chunk to chunk
+        self.sources: list[str | PaperText] = []  # the text (or paper) each one comes from
 
-    def _add(self, ident: Hashable, vector: Vector) -> int:
+    def _add(self, ident: Hashable, vector: Vector, source: str | PaperText) -> int:
         self.idents.append(ident)
         self.vectors.append(vector)
+        self.sources.append(source)
         return len(self.vectors) - 1
+
+    def dense(self, which: Sequence[int]) -> np.ndarray:
+        """The semantic vectors of the components at ``which``, as rows."""
+        model = self.model
+        rows = []
+        for at in which:
+            ident, source = self.idents[at], self.sources[at]
+            if isinstance(source, PaperText):
+                rows.append(model.paper_meaning(ident, source))
+            else:
+                rows.append(model.meaning(ident, source, self.vectors[at]))
+        return np.array(rows, dtype=np.float32).reshape(len(rows), model.semantics.dimensions)
+
+    def blends(self, which: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """By each component's kind: how much of its similarity is semantic, and the share
+        of its terms' weight a paper must have for a lexical match."""
+        kinds = [str(self.idents[at][0]) for at in which]  # type: ignore[index]
+        return (
+            np.array([SEMANTIC_SHARE[k] for k in kinds], dtype=np.float32),
+            np.array([LEXICAL_EVIDENCE[k] for k in kinds], dtype=np.float32),
+        )
 
     def keyword(self, phrase: str) -> int:
         at = self.keywords.get(phrase)
         if at is None:
             vector = self.model.phrase_vector(phrase)
-            at = self.keywords[phrase] = self._add(("keyword", phrase), vector)
+            at = self.keywords[phrase] = self._add(("keyword", phrase), vector, phrase)
         return at
 
     def description(self, text: str) -> int:
         at = self.descriptions.get(text)
         if at is None:
             vector = self.model.description_vector(text)
-            at = self.descriptions[text] = self._add(("description", text), vector)
+            at = self.descriptions[text] = self._add(("description", text), vector, text)
         return at
 
     def topic(self, topic: tuple[str, str]) -> int:
@@ -71,7 +100,8 @@ class Components:
         at = self.topics.get(topic)
         if at is None:
             vector = self.model.topic_vector(topic)
-            at = self.topics[topic] = self._add(("topic", topic), vector)
+            text = f"{topic[0]}: {topic[1]}"
+            at = self.topics[topic] = self._add(("topic", topic), vector, text)
         return at
 
     def paper(self, paper: PaperText) -> int:
@@ -79,7 +109,7 @@ class Components:
         if at is None:
             vector = self.model.paper_vector(paper)
             ident = ("paper", paper.key, paper.fingerprint)
-            at = self.papers[paper.key] = self._add(ident, vector)
+            at = self.papers[paper.key] = self._add(ident, vector, paper)
         return at
 
     def matrix(self, which: Sequence[int] | None = None) -> sp.csr_matrix:
@@ -168,9 +198,15 @@ def profile_matrix(model: Model, interests_list: Sequence[Interests]) -> sp.csr_
     paper vectors keep their ``COMPONENT_TERMS`` strongest terms.
     """
     profiles = build_profiles(model, interests_list)
-    matrix = sp.csr_matrix(profiles.weights @ profiles.components, dtype=np.float32)
+    matrix = sp.csr_matrix(profiles.weights @ unit_rows(profiles.components), dtype=np.float32)
     matrix.data /= np.repeat(row_norms(matrix), np.diff(matrix.indptr))
     return matrix
+
+
+def unit_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    scaled = matrix.copy()
+    scaled.data /= np.repeat(row_norms(matrix), np.diff(matrix.indptr))
+    return scaled
 
 
 def row_norms(matrix: sp.csr_matrix) -> np.ndarray:
