@@ -13,7 +13,7 @@ from papers.ranking.profiles import Interests, Profiles, build_profiles, row_nor
 from papers.ranking.text import PaperText
 from papers.ranking.vectors import Candidates, Model
 
-FLOOR = 0.05  # cosine below which a paper is unrelated, however empty the digest
+FLOOR = 0.08  # relevance below which a paper is unrelated, however empty the digest
 
 
 @dataclass

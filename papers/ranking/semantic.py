@@ -65,7 +65,7 @@ class LatentSemantics(Semantics):
         self.basis = np.ascontiguousarray(svd.components_.T, dtype=np.float32)  # (features, k)
         self.papers = unit_rows(matrix @ self.basis)
         # A term of a single paper has no meaning to learn (it shares no paper with another
-        # term): its direction would be that one paper's.
+        # term): folded in, its direction would be that one paper's.
         self.learnt = sp.diags((df >= 2).astype(np.float32))
 
     def of_texts(self, texts: Sequence[str], terms: sp.csr_matrix) -> np.ndarray:

@@ -370,7 +370,7 @@ def fit_model(papers: Sequence[PaperText], encoder: Encoder | None = None) -> Mo
     )
     common = {t for t, n in df.items() if n > max_df}
     vectorizer = Lexicon(vocabulary, analysed, common)
-    matrix = vectorizer.transform(analysed) if analysed else sp.csr_matrix((0, 1), np.float32)
+    matrix = vectorizer.transform(analysed) if analysed else sp.csr_matrix((0, 1), dtype=np.float32)
     semantics: Semantics
     if encoder is not None:
         semantics = Embeddings(encoder, [p.document() for p in papers])
