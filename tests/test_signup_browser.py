@@ -62,7 +62,7 @@ def test_signup_confirm_manage_unsubscribe_and_erase_in_a_real_browser(page, liv
     page.wait_for_selector("text=Saved")
     page.screenshot(path=ARTIFACTS / "manage.png", full_page=True)
     reader = Subscriber.objects.get()
-    assert reader.keywords == ["protein folding"] and reader.frequency == "weekly"
+    assert reader.profiles.get().keywords == ["protein folding"] and reader.frequency == "weekly"
 
     page.click("button:has-text('Unsubscribe')")
     page.wait_for_selector("text=Unsubscribed")
