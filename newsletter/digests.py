@@ -70,6 +70,7 @@ from newsletter.models import (
 )
 from papers import ranking
 from papers.models import Paper
+from papers.ranking.reasons import TRENDING_REASON
 from papers.ranking_data import paper_text
 
 log = logging.getLogger(__name__)
@@ -254,11 +255,13 @@ def interests_of(
     liked = signals.liked | signals.clicked | {key for key, vote in votes.items() if vote > 0}
     disliked = signals.disliked | {key for key, vote in votes.items() if vote < 0}
     return ranking.Interests(
+        about=profile.about,
         topics=sorted(signals.topics),
         keywords=list(profile.keywords),
         liked=model.texts(sorted(k for k in liked if votes.get(k, 1) > 0)),
         disliked=model.texts(sorted(k for k in disliked if votes.get(k, -1) < 0)),
         excluded_keywords=list(profile.excluded_keywords),
+        authors=list(profile.authors),
         trending_weight=profile.trending_weight,
         size=size,
         seen=seen,
@@ -275,20 +278,28 @@ class Plan(list[ranking.Pick]):
 
 def merge_profiles(ranked: list[tuple[int, list[ranking.Pick]]], size: int) -> Plan:
     """One digest from the picks of a subscriber's profiles (``(profile id, picks)`` in the
-    profiles' order): each paper once, for the profile that scored it best, and the profiles
-    taking turns, best pick first, up to ``size``."""
+    profiles' order): each paper once, for the profile that wanted it most (a followed
+    author's paper before a match, then the better score). Followed authors' papers come
+    first (at most ``size``, they are always shown), then the matches, the profiles taking
+    turns best first, up to ``size``."""
     if len(ranked) == 1:  # nearly everyone: nothing to merge
         profile_id, picks = ranked[0]
         return Plan(picks, dict.fromkeys((p.key for p in picks), profile_id))
-    best: dict[int, tuple[float, int]] = {}
+    authors = ranking.Section.AUTHORS
+    best: dict[int, tuple[bool, float, int]] = {}
     for profile_id, picks in ranked:
         for pick in picks:
-            if pick.key not in best or pick.score > best[pick.key][0]:
-                best[pick.key] = (pick.score, profile_id)
-    queues = [[p for p in picks if best[p.key][1] == profile_id] for profile_id, picks in ranked]
-    merged = [pick for turn in zip_longest(*queues) for pick in turn if pick is not None]
-    merged = merged[:size]
-    return Plan(merged, {p.key: best[p.key][1] for p in merged})
+            claim = (pick.section == authors, pick.score, profile_id)
+            if pick.key not in best or claim[:2] > best[pick.key][:2]:
+                best[pick.key] = claim
+    kept = [[p for p in picks if best[p.key][2] == profile_id] for profile_id, picks in ranked]
+
+    def in_turns(section_is_authors: bool) -> list[ranking.Pick]:
+        queues = [[p for p in q if (p.section == authors) == section_is_authors] for q in kept]
+        return [p for turn in zip_longest(*queues) for p in turn if p is not None][:size]
+
+    merged = in_turns(True) + in_turns(False)
+    return Plan(merged, {p.key: best[p.key][2] for p in merged})
 
 
 def plan_digests(subscribers: list[Subscriber], now: datetime) -> dict[int, Plan]:
@@ -393,19 +404,16 @@ def compose_chunk(subscriber_ids: list[int], now: datetime | None = None) -> lis
                 period=periods[subscriber.id],
                 created=now,
                 status=Digest.Status.QUEUED if plans[subscriber.id] else Digest.Status.SKIPPED,
-                note=NOTHING_MATCHED if any(p.relevance <= 0 for p in plans[subscriber.id]) else "",
+                note=NOTHING_MATCHED
+                if any(p.section == ranking.Section.TRENDING for p in plans[subscriber.id])
+                else "",
             )
             for subscriber in fresh
         ]
         Digest.objects.bulk_create(digests)
         DigestItem.objects.bulk_create(
-            DigestItem(
-                digest_id=digest.id,
-                paper_id=pick.key,
-                rank=rank,
-                score=pick.score,
-                reason=pick.reason,
-                profile_id=plans[digest.subscriber_id or 0].profile_of.get(pick.key),
+            DigestItem.of_pick(
+                digest.id, rank, pick, plans[digest.subscriber_id or 0].profile_of.get(pick.key)
             )
             for digest in digests
             for rank, pick in enumerate(plans[digest.subscriber_id or 0], 1)
@@ -441,7 +449,8 @@ def top_trending(papers: list[Paper], seen: set[int], size: int) -> list[ranking
     """The fallback when nothing passes the relevance floor (``DIGEST_WHEN_NOTHING_MATCHES``)."""
     fresh = [p for p in papers if p.id not in seen][:size]  # papers arrive best first
     return [
-        ranking.Pick(key=p.id, score=p.trending, relevance=0.0, reason="trending") for p in fresh
+        ranking.Pick(p.id, p.trending, 0.0, TRENDING_REASON, ranking.Section.TRENDING)
+        for p in fresh
     ]
 
 

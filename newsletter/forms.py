@@ -190,7 +190,7 @@ class PreferencesForm(forms.Form):
         "title on its own line.",
     )
     excluded_keywords = forms.CharField(
-        label="Never send papers about",
+        label="Never send papers about (optional)",
         required=False,
         max_length=2500,
         widget=forms.Textarea(attrs={"rows": 2}),

@@ -7,6 +7,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from papers.models import Paper, Topic
+from papers.ranking import Pick, Reason, Section
 
 
 class Subscriber(models.Model):
@@ -224,7 +225,19 @@ class DigestItem(models.Model):
     paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="digest_items")
     rank = models.PositiveSmallIntegerField()
     score = models.FloatField()
-    reason = models.CharField(max_length=300)
+    reason = models.CharField(max_length=300)  # why, in words (``why["text"]``)
+    # Why as data (``papers.ranking.Reason.as_json``): the signal, what matched, the text,
+    # whether trending led to it. Templates read this, never the words.
+    why = models.JSONField(default=dict, blank=True)
+    section = models.CharField(
+        max_length=16,
+        default=Section.MATCH.value,
+        choices=[
+            (Section.AUTHORS.value, "By authors they follow"),
+            (Section.MATCH.value, "Matches their interests"),
+            (Section.TRENDING.value, "Trending"),
+        ],
+    )
     # The profile it was picked for (the better one when two wanted it): the digest's
     # sections, and the profile that votes and clicks on it teach.
     profile = models.ForeignKey(
@@ -237,6 +250,27 @@ class DigestItem(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.rank} {self.paper_id}"
+
+    @classmethod
+    def of_pick(
+        cls, digest_id: int, rank: int, pick: Pick, profile_id: int | None = None
+    ) -> "DigestItem":
+        return cls(
+            digest_id=digest_id,
+            paper_id=pick.key,
+            rank=rank,
+            score=pick.score,
+            reason=pick.reason.text[:300],
+            why=pick.reason.as_json(),
+            section=pick.section,
+            profile_id=profile_id,
+        )
+
+    @property
+    def reason_data(self) -> Reason:
+        """Why this paper was picked, as data (a digest from before reasons were data has
+        only the words: an unnamed signal with that text)."""
+        return Reason.from_json(self.why) if self.why else Reason("", (), self.reason)
 
 
 class DeliveryEvent(models.Model):

@@ -101,19 +101,19 @@ def form_fields(page: bytes) -> dict[str, str | list[str]]:
     form = BeautifulSoup(page, "html.parser").find("form", id="subscriber_form")
     data: dict[str, str | list[str]] = {}
     for field in form.find_all(["input", "textarea", "select"]):  # type: ignore[union-attr]
-        name = field.get("name")
+        name = str(field.get("name") or "")
         if not name or field.get("type") in ("submit", "button"):
             continue
         if field.name == "textarea":
             data[name] = field.text.removeprefix("\n")
         elif field.name == "select":
-            chosen = [o["value"] for o in field.find_all("option") if o.has_attr("selected")]
-            data[name] = chosen if field.has_attr("multiple") else (chosen or [""])[0]
+            chosen = [str(o["value"]) for o in field.find_all("option") if o.has_attr("selected")]
+            data[name] = chosen if field.has_attr("multiple") else str((chosen or [""])[0])
         elif field.get("type") == "checkbox":
             if field.has_attr("checked"):
-                data[name] = field.get("value", "on")
+                data[name] = str(field.get("value", "on"))
         else:
-            data[name] = field.get("value", "")
+            data[name] = str(field.get("value", ""))
     return data
 
 

@@ -86,8 +86,8 @@ def test_several_profiles_take_the_same_number_of_queries_for_one_reader_or_fift
 
 
 def test_a_paper_two_profiles_want_comes_once_for_the_profile_that_scored_it_best() -> None:
-    def pick(key: int, score: float) -> ranking.Pick:
-        return ranking.Pick(key, score, score, "why")
+    def pick(key: int, score: float, section: str = ranking.Section.MATCH) -> ranking.Pick:
+        return ranking.Pick(key, score, score, ranking.Reason("keyword", ("x",), "why"), section)
 
     plan = merge_profiles(
         [
@@ -101,6 +101,18 @@ def test_a_paper_two_profiles_want_comes_once_for_the_profile_that_scored_it_bes
     assert plan.profile_of == {1: 10, 2: 10, 3: 20, 4: 20}
     assert [p.key for p in merge_profiles([(10, [pick(1, 0.9)]), (20, [pick(2, 0.5)])], 1)] == [1]
 
+    authors = ranking.Section.AUTHORS
+    plan = merge_profiles(
+        [(10, [pick(1, 0.9), pick(2, 0.8)]), (20, [pick(5, 0.1, authors), pick(2, 0.2, authors)])],
+        size=1,
+    )
+    # A followed author's paper comes first and is shown whatever the size; it wins a paper a
+    # profile merely matched.
+    assert [(p.key, p.section, plan.profile_of[p.key]) for p in plan] == [
+        (5, authors, 20),
+        (1, ranking.Section.MATCH, 10),
+    ]
+
 
 def test_each_pick_records_the_profile_it_was_picked_for(catalogue) -> None:  # type: ignore[no-untyped-def]
     reader = active_subscriber("ada@example.org", ["graph neural networks"], digest_size=12)
@@ -113,6 +125,33 @@ def test_each_pick_records_the_profile_it_was_picked_for(catalogue) -> None:  # 
     found = {(i.paper.title.split()[3], i.profile_id) for i in items}
     assert found == {("graph", graph.id), ("diffusion", diffusion.id)}
     assert items.count() == len({i.paper_id for i in items}) == 8
+
+
+def test_a_followed_authors_new_paper_comes_in_its_own_part_whatever_its_relevance(  # type: ignore[no-untyped-def]
+    catalogue, mailoutbox
+) -> None:
+    by_her = Paper.objects.create(
+        title="Medieval falconry manuscripts, digitised",
+        title_key="medieval falconry manuscripts digitised",
+        abstract="We digitise falconry manuscripts.",
+        authors=["Ada Lovelace", "Someone Else"],
+        listed_on=timezone.now().date(),
+        source="text",
+    )
+    reader = active_subscriber("ada@example.org", ["graph neural networks"], digest_size=2)
+    follows = add_profile(reader, keywords=["diffusion models"], authors=["A. Lovelace"])
+
+    send_queued(compose_chunk(claim_all()))
+
+    items = list(DigestItem.objects.filter(digest__subscriber=reader).order_by("rank"))
+    assert (items[0].paper, items[0].section, items[0].profile) == (by_her, "authors", follows)
+    assert [i.section for i in items[1:]] == ["match", "match"]
+    body = str(mailoutbox[0].body)
+    assert (
+        body.index("By authors you follow")
+        < body.index("Medieval falconry")
+        < body.index("Picked for your interests")
+    )
 
 
 def test_the_profiles_take_turns_within_the_digest_size(catalogue) -> None:  # type: ignore[no-untyped-def]
@@ -198,6 +237,11 @@ def test_picks_are_about_the_subscribers_interests_with_reasons(catalogue) -> No
     items = list(DigestItem.objects.filter(digest__subscriber=reader).select_related("paper"))
     assert items and all("graph" in item.paper.title for item in items)
     assert all("graph neural networks" in item.reason for item in items)
+    assert all(
+        (item.section, item.why["signal"], item.why["matched"])
+        == ("match", "keyword", ["graph neural networks"])
+        for item in items
+    )
 
 
 def test_a_period_with_nothing_relevant_is_skipped(catalogue, mailoutbox) -> None:  # type: ignore[no-untyped-def]

@@ -213,8 +213,8 @@ def test_composing_finds_a_liked_paper_that_arrived_after_it_was_given() -> None
 
 # --- The data migration -------------------------------------------------------------------------
 
-BEFORE = [("newsletter", "0004_interest_profiles"), ("papers", "0003_seed_topics")]
-AFTER = [("newsletter", "0006_remove_subscriber_interests")]
+BEFORE = [("newsletter", "0005_interest_profiles"), ("papers", "0003_seed_topics")]
+AFTER = [("newsletter", "0007_remove_subscriber_interests")]
 
 
 @pytest.fixture
@@ -243,7 +243,8 @@ def test_the_migration_moves_every_subscribers_interests_into_a_first_profile(mi
         trending_weight=0.5,
         liked_refs=["2401.00001", "2401.99999"],
     )
-    ada.topics.add(Topic_.objects.get(slug="graph-neural-networks"))
+    graphs, _ = Topic_.objects.get_or_create(slug="graph-neural-networks", defaults={"name": "G"})
+    ada.topics.add(graphs)
     ada.liked_papers.add(liked)
     Subscriber_.objects.create(email="bob@example.org", keywords=["diffusion"])
     digest = old.get_model("newsletter", "Digest").objects.create(subscriber=ada, period="p")

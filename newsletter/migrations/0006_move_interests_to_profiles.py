@@ -106,7 +106,7 @@ def backwards(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("newsletter", "0004_interest_profiles"),
+        ("newsletter", "0005_interest_profiles"),
         ("papers", "0003_seed_topics"),
     ]
 

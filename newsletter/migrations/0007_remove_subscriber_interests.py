@@ -5,7 +5,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("newsletter", "0005_move_interests_to_profiles"),
+        ("newsletter", "0006_move_interests_to_profiles"),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("newsletter", "0003_tracking"),
+        ("newsletter", "0004_digest_item_reason_as_data"),
         ("papers", "0003_seed_topics"),
     ]
 
