@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from papers import ranking
 from papers.models import Paper, Topic
-from papers.ranking_data import paper_text
+from papers.ranking_data import embedding_model, paper_text
 from papers.refs import RefError, parse_ref
 
 
@@ -66,7 +66,7 @@ class Command(BaseCommand):
             excluded_keywords=terms(options["exclude"]),
             authors=authors,
         )
-        model, limit = ranking.fit_model(texts), options["limit"]
+        model, limit = ranking.fit_model(texts, embedding_model()), options["limit"]
         picks = followed_authors_papers(model, texts, interests, limit)
         shown = {pick.key for pick in picks}
         for pick in ranking.rank_catalogue(model, texts, interests, limit=limit + len(picks)):
