@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import running_worker
+from devtools.harness import running_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = (
