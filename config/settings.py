@@ -250,7 +250,16 @@ PAPERS_FETCH_TIMEOUT = env_int("PAPERS_FETCH_TIMEOUT", 20, minimum=1)
 PAPERS_FETCH_RETRIES = env_int("PAPERS_FETCH_RETRIES", 3, minimum=0)
 # First wait between tries, doubled each time (with jitter).
 PAPERS_FETCH_BACKOFF = env_int("PAPERS_FETCH_BACKOFF_MS", 1000, minimum=0) / 1000
+# A server's Retry-After up to this many seconds is waited out in the task; a longer one
+# leaves the task to try again later (after PAPERS_RETRY_LATER_SECONDS, doubled each time).
+PAPERS_FETCH_MAX_WAIT = env_int("PAPERS_FETCH_MAX_WAIT", 60, minimum=0)
+PAPERS_FETCH_RETRY_LATER = env_int("PAPERS_RETRY_LATER_SECONDS", 300, minimum=1)
+# Seconds between two requests to arXiv, across every worker (arXiv asks for 3).
+PAPERS_POLITE_INTERVAL = env_int("PAPERS_ARXIV_REQUEST_INTERVAL", 3, minimum=0)
 PAPERS_HF_API_URL = env_str("PAPERS_HF_API_URL", "https://huggingface.co/api/daily_papers")
+# One paper by arXiv id: the Daily Papers single-paper API, then the arXiv API.
+PAPERS_HF_PAPER_API_URL = env_str("PAPERS_HF_PAPER_API_URL", "https://huggingface.co/api/papers")
+PAPERS_ARXIV_API_URL = env_str("PAPERS_ARXIV_API_URL", "https://export.arxiv.org/api/query")
 PAPERS_PER_PAGE = env_int("PAPERS_PER_PAGE", 20, minimum=1)
 # Largest file the admin's import tool accepts.
 PAPERS_MAX_UPLOAD_BYTES = env_int("PAPERS_MAX_UPLOAD_BYTES", 20_000_000, minimum=1)

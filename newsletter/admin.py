@@ -20,6 +20,17 @@ from newsletter.models import (
     Subscriber,
 )
 
+# A spreadsheet evaluates a cell that starts with one of these as a formula (CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def as_cell(value: object) -> object:
+    """``value`` as a CSV cell a spreadsheet shows as text: a leading apostrophe before a
+    formula's first character, as OWASP recommends."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return f"'{value}"
+    return value
+
 
 class ConsentInline(admin.TabularInline[ConsentRecord, Subscriber]):
     model = ConsentRecord
@@ -99,7 +110,7 @@ class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
         for s in queryset.prefetch_related("topics").order_by("email"):
             row = [getattr(s, f) for f in fields]
             topics = "; ".join(t.slug for t in s.topics.all())
-            writer.writerow([*row, topics, "; ".join(s.keywords)])
+            writer.writerow([as_cell(v) for v in (*row, topics, "; ".join(s.keywords))])
         return response
 
 

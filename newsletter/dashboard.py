@@ -2,7 +2,8 @@
 
 Every figure is an aggregate computed by the database, so the page makes the same number of
 queries whatever the number of subscribers, digests and events. Charts are SVG from pygal,
-rendered on the server (no script, no external request).
+rendered on the server and shown as images (no script, no external request, and no markup
+built here enters the page).
 """
 
 from __future__ import annotations
@@ -175,7 +176,13 @@ def series(now: datetime) -> dict[str, dict[date, Any]]:
     }
 
 
-def chart(title: str, lines: dict[str, dict[date, Any]], percent: bool = False) -> str:
+@dataclass
+class Chart:
+    title: str
+    src: str  # a data: URI of the SVG, shown as an image: no markup of it enters the page
+
+
+def chart(title: str, lines: dict[str, dict[date, Any]], percent: bool = False) -> Chart:
     days = list(next(iter(lines.values())))
     plot = pygal.Line(
         title=title,
@@ -194,7 +201,7 @@ def chart(title: str, lines: dict[str, dict[date, Any]], percent: bool = False) 
     plot.x_labels_major = plot.x_labels[::7]
     for name, values in lines.items():
         plot.add(name, list(values.values()))
-    return str(plot.render(is_unicode=True, disable_xml_declaration=True))
+    return Chart(title, plot.render_data_uri())
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -228,7 +235,7 @@ def compose_preview(subscriber: Subscriber, now: datetime | None = None) -> Any:
     """The next digest of ``subscriber`` as it would be sent, or None when nothing matches.
 
     Composed and rendered inside a transaction that is rolled back: nothing is recorded and
-    nothing is sent.
+    nothing is sent. A preview carries none of the reader's links (``emails.digest_context``).
     """
     now = now or timezone.now()
     reader = digests.for_planning(Subscriber.objects.filter(pk=subscriber.pk)).get()
@@ -243,7 +250,7 @@ def compose_preview(subscriber: Subscriber, now: datetime | None = None) -> Any:
         for rank, pick in enumerate(picks, 1):
             digest.items.create(paper_id=pick.key, rank=rank, score=pick.score, reason=pick.reason)
         digest = Digest.objects.prefetch_related(*digests.TO_RENDER).get(pk=digest.pk)
-        message = emails.digest_email(digest)
+        message = emails.digest_email(digest, preview=True)
         transaction.set_rollback(True)
     return message
 
@@ -251,10 +258,8 @@ def compose_preview(subscriber: Subscriber, now: datetime | None = None) -> Any:
 def preview(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
     message = compose_preview(subscriber)
     if message is None:
-        return HttpResponse(
-            f"<p>Nothing in the catalogue passes the relevance floor for {subscriber.email} "
-            "now: their next digest would be skipped.</p>"
-        )
+        context = {**admin.site.each_context(request), "title": "Preview", "subscriber": subscriber}
+        return TemplateResponse(request, "admin/paperboy/preview_nothing.html", context)
     return HttpResponse(message.alternatives[0][0])
 
 
@@ -270,8 +275,6 @@ def send_test(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
         return redirect("admin:newsletter_subscriber_change", subscriber.pk)
     message.to, message.cc, message.bcc = [staff_address], [], []
     message.subject = f"[Test for {subscriber.email}] {message.subject}"
-    for header in ("List-Unsubscribe", "List-Unsubscribe-Post"):
-        message.extra_headers.pop(header, None)  # never unsubscribe the reader from a test
     message.send()
     messages.success(request, f"Sent {subscriber.email}'s next digest to {staff_address}.")
     return redirect("admin:newsletter_subscriber_change", subscriber.pk)

@@ -37,7 +37,7 @@ def digest_view(request: HttpRequest, token: str) -> HttpResponse:
     )
     if digest is None or digest.subscriber is None:
         raise Http404("This digest no longer exists.")
-    return HttpResponse(emails.digest_email(digest).alternatives[0][0])
+    return HttpResponse(emails.digest_page(digest))
 
 
 def digest_item(token: str, paper_id: int) -> tuple[DigestItem, int]:

@@ -78,20 +78,29 @@ def list_id() -> str:
     return f"{settings.SITE_NAME} digest <digest.{host}>"
 
 
+def email_context(subscriber: Subscriber, context: dict[str, Any]) -> dict[str, Any]:
+    """What every email template may use, with ``context`` on top. A context may set
+    ``manage_url`` and ``unsubscribe_url`` itself (to None on the shareable web view)."""
+    context = {
+        "subscriber": subscriber,
+        "site_url": settings.SITE_URL,
+        "site_name": settings.SITE_NAME,
+        "postal_address": settings.NEWSLETTER_POSTAL_ADDRESS,
+        **context,
+    }
+    if "manage_url" not in context:
+        context["manage_url"] = manage_url(subscriber)
+    if "unsubscribe_url" not in context:
+        context["unsubscribe_url"] = unsubscribe_url(subscriber)
+    return context
+
+
 def build_email(
     name: str, subscriber: Subscriber, context: dict[str, Any], transactional: bool
 ) -> EmailMultiAlternatives:
     """Render one email for ``subscriber``. Non-transactional mail carries the RFC 8058
     one-click unsubscribe headers."""
-    context = {
-        "subscriber": subscriber,
-        "site_url": settings.SITE_URL,
-        "site_name": settings.SITE_NAME,
-        "manage_url": manage_url(subscriber),
-        "unsubscribe_url": unsubscribe_url(subscriber),
-        "postal_address": settings.NEWSLETTER_POSTAL_ADDRESS,
-        **context,
-    }
+    context = email_context(subscriber, context)
     # One line, whatever the template says: a newline in a subject would inject headers.
     subject = " ".join(render(f"{name}-subject.html", context).split())
     text = render(f"{name}-body-text.html", context)
@@ -130,34 +139,61 @@ def indented(text: str) -> str:
     return textwrap.fill(text, width=75, initial_indent="   ", subsequent_indent="   ")
 
 
-def digest_context(digest: Digest) -> dict[str, Any]:
+# Where a preview's reader links lead: nowhere. A preview's digest is rolled back, so a token
+# naming it could later name another reader's digest; and staff need no reader's manage or
+# unsubscribe link to see what the reader would get.
+NOWHERE = "#"
+
+
+def digest_context(digest: Digest, preview: bool = False) -> dict[str, Any]:
     """What the digest templates show; ``digest.items`` should be prefetched with papers.
 
     One signed token per digest: the digest's own page, and under it each paper's links
     (``<view_url><paper id>/<link kind>/``, through the click redirect, which counts the click)
     and its "more/less like this" links (``<view_url><paper id>/more/`` and ``less/``); see
     ``newsletter/urls.py``. Signing every link instead cost more than rendering the email.
+    A ``preview`` signs nothing: papers link to their own pages, the reader's links to NOWHERE.
     """
-    view_url = absolute(reverse("digest_view", args=[sign(digest.id, "digest")]))
+    view_url = (
+        NOWHERE if preview else absolute(reverse("digest_view", args=[sign(digest.id, "digest")]))
+    )
     items = []
     for item in digest.items.all():
         paper = item.paper
-        under = f"{view_url}{paper.id}/"
         item.excerpt = excerpt(paper.ai_summary or paper.abstract)  # type: ignore[attr-defined]
         item.excerpt_text = indented(item.excerpt)  # type: ignore[attr-defined]
-        item.links = {  # type: ignore[attr-defined]
-            kind: url and f"{under}{kind}/" for kind, url in paper.digest_links().items()
-        }
-        item.more_url = f"{under}more/"  # type: ignore[attr-defined]
-        item.less_url = f"{under}less/"  # type: ignore[attr-defined]
+        if preview:
+            item.links = paper.digest_links()  # type: ignore[attr-defined]
+            item.more_url = item.less_url = NOWHERE  # type: ignore[attr-defined]
+        else:
+            under = f"{view_url}{paper.id}/"
+            item.links = {  # type: ignore[attr-defined]
+                kind: url and f"{under}{kind}/" for kind, url in paper.digest_links().items()
+            }
+            item.more_url = f"{under}more/"  # type: ignore[attr-defined]
+            item.less_url = f"{under}less/"  # type: ignore[attr-defined]
         # The votes, unless the reason already says them ("... · 212 upvotes"; ranking leaves
         # them out at 0, and the trending fallback's reason is just "trending").
         said = paper.upvotes is None or "upvote" in item.reason
         item.votes = None if said else paper.upvotes  # type: ignore[attr-defined]
         items.append(item)
-    return {"digest": digest, "items": items, "view_url": view_url}
+    context = {"digest": digest, "items": items, "view_url": view_url}
+    if preview:
+        context |= {"manage_url": NOWHERE, "unsubscribe_url": NOWHERE}
+    return context
 
 
-def digest_email(digest: Digest) -> EmailMultiAlternatives:
+def digest_email(digest: Digest, preview: bool = False) -> EmailMultiAlternatives:
+    """The digest as mailed to its reader; a ``preview`` (the admin's preview and test send)
+    carries no working link of any reader's, and no list headers."""
     assert digest.subscriber is not None
-    return build_email("digest", digest.subscriber, digest_context(digest), transactional=False)
+    context = digest_context(digest, preview)
+    return build_email("digest", digest.subscriber, context, transactional=preview)
+
+
+def digest_page(digest: Digest) -> str:
+    """The digest as the shareable web page ``/digest/<token>/`` shows it: whoever the reader
+    forwarded the link to gets the papers, not the reader's manage and unsubscribe links."""
+    assert digest.subscriber is not None
+    context = {**digest_context(digest), "manage_url": None, "unsubscribe_url": None}
+    return render("digest-body-html.html", email_context(digest.subscriber, context))

@@ -1,4 +1,5 @@
 import re
+import unicodedata
 from typing import Any
 from zoneinfo import available_timezones
 
@@ -51,6 +52,30 @@ def clean_terms(text: str) -> list[str]:
             f"(“{too_long[0][:30]}…” is {len(too_long[0])})."
         )
     return terms
+
+
+# A quoted local part as people use it ("a..b"@, ".ada"@): what an unquoted one may hold, dots
+# anywhere. Django's validator also lets through control characters and <>,;:@[]"\ inside the
+# quotes, which providers refuse and which split or mangle the address downstream.
+QUOTED_LOCAL_PART = re.compile(r'"[A-Za-z0-9!#$%&\'*+/=?^_`{|}~.-]+"')
+# Control, format (bidi, zero-width), surrogate, private-use and unassigned characters, and
+# line or paragraph separators.
+UNDELIVERABLE_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+
+def check_deliverable(address: str) -> None:
+    """Refuse an address Django's ``EmailValidator`` accepts but no mail system delivers."""
+    if any(unicodedata.category(c) in UNDELIVERABLE_CATEGORIES for c in address):
+        raise ValidationError("An email address can't contain control or invisible characters.")
+    local, _, domain = address.rpartition("@")
+    if local.startswith('"') and not QUOTED_LOCAL_PART.fullmatch(local):
+        raise ValidationError(
+            "Between quotes, an address may hold letters, digits and .!#$%&'*+/=?^_`{|}~-"
+        )
+    try:
+        domain.encode("idna")  # as Django's mail sending encodes it
+    except UnicodeError:
+        raise ValidationError(f"“{domain[:60]}” is not a domain we can send to.") from None
 
 
 class PreferencesForm(forms.Form):
@@ -128,7 +153,9 @@ class SignupForm(PreferencesForm):
     ]
 
     def clean_email(self) -> str:
-        return self.cleaned_data["email"].strip().lower()
+        address: str = self.cleaned_data["email"].strip().lower()
+        check_deliverable(address)
+        return address
 
 
 class ManageForm(PreferencesForm):

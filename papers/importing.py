@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import random
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -13,10 +15,20 @@ from datetime import date
 from pathlib import Path
 
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 
 from papers.models import ImportRun, Paper
-from papers.sources import PaperRecord, Parsed, SourceError, arxiv, hf, hf_html, text
+from papers.sources import (
+    PaperRecord,
+    Parsed,
+    SourceError,
+    arxiv,
+    canonical_arxiv_id,
+    hf,
+    hf_html,
+    text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,42 +67,115 @@ def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
-def fetch(url: str) -> tuple[str, str]:
-    """GET ``url`` with a timeout and retries with exponential backoff; return (text, type).
+@dataclass
+class Fetched:
+    text: str
+    content_type: str
+    validators: dict[str, str] = field(default_factory=dict)  # for the next conditional GET
+    not_modified: bool = False  # 304: nothing new since ``validators`` were given
 
-    4xx answers other than 429 are final; 429, 5xx and network errors are retried.
+
+class FetchError(SourceError):
+    """The URL gave no usable answer. ``transient``: worth trying again later, after
+    ``retry_after`` seconds when the server said so."""
+
+    def __init__(
+        self,
+        reason: str,
+        status: int | None = None,
+        transient: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.status, self.transient, self.retry_after = status, transient, retry_after
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header (seconds or an HTTP date) as seconds from now."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (moment - timezone.now()).total_seconds()) if moment.tzinfo else None
+
+
+def wait_turn(host: str) -> None:
+    """At most one request per PAPERS_POLITE_INTERVAL seconds to ``host``, across every worker
+    that shares the cache (Redis in production): arXiv asks this of automated clients."""
+    interval = settings.PAPERS_POLITE_INTERVAL
+    while interval and not cache.add(f"papers:polite:{host}", 1, timeout=interval):
+        time.sleep(0.1)
+
+
+def fetch(url: str, *, polite: bool = False, validators: dict[str, str] | None = None) -> Fetched:
+    """GET ``url`` with a timeout and retries with exponential backoff.
+
+    4xx answers other than 429 are final; 429, 5xx and network errors are retried, after the
+    server's Retry-After when it gives one (a longer wait than PAPERS_FETCH_MAX_WAIT is left to
+    the caller, as ``FetchError.retry_after``). ``polite`` spaces requests to the host (arXiv);
+    ``validators`` from an earlier answer make it a conditional GET.
     """
-    request = urllib.request.Request(
-        url,
-        headers={
-            "User-Agent": f"Paperboy/0.1 (+{settings.SITE_URL})",
-            "Accept": "application/json, application/atom+xml, text/html;q=0.9, */*;q=0.5",
-        },
-    )
+    headers = {
+        "User-Agent": f"Paperboy/0.1 (+{settings.SITE_URL})",
+        "Accept": "application/json, application/atom+xml, application/rss+xml, "
+        "text/html;q=0.9, */*;q=0.5",
+    }
+    if validators and validators.get("etag"):
+        headers["If-None-Match"] = validators["etag"]
+    if validators and validators.get("last_modified"):
+        headers["If-Modified-Since"] = validators["last_modified"]
+    request = urllib.request.Request(url, headers=headers)
     attempts = settings.PAPERS_FETCH_RETRIES + 1
     for attempt in range(1, attempts + 1):
+        if polite:
+            wait_turn(urllib.parse.urlsplit(url).netloc)
+        retry_after = None
         try:
             with urllib.request.urlopen(request, timeout=settings.PAPERS_FETCH_TIMEOUT) as resp:
                 body = resp.read(MAX_BYTES + 1)
                 if len(body) > MAX_BYTES:
-                    raise SourceError(f"larger than {MAX_BYTES // 2**20} MB")
+                    raise FetchError(f"larger than {MAX_BYTES // 2**20} MB")
                 charset = resp.headers.get_content_charset() or "utf-8"
-                return body.decode(charset, errors="replace"), resp.headers.get_content_type()
+                answered = {
+                    "etag": resp.headers.get("ETag", ""),
+                    "last_modified": resp.headers.get("Last-Modified", ""),
+                }
+                return Fetched(
+                    body.decode(charset, errors="replace"),
+                    resp.headers.get_content_type(),
+                    {key: value for key, value in answered.items() if value},
+                )
         except urllib.error.HTTPError as exc:
+            if exc.code == 304:
+                return Fetched("", "", dict(validators or {}), not_modified=True)
             reason = f"HTTP {exc.code}"
             if exc.code < 500 and exc.code != 429:
-                raise SourceError(reason) from None
+                raise FetchError(reason, exc.code) from None
+            retry_after = retry_after_seconds(exc.headers.get("Retry-After"))
+            if retry_after is not None and retry_after > settings.PAPERS_FETCH_MAX_WAIT:
+                raise FetchError(
+                    f"{reason}, asked to retry after {retry_after:.0f} s",
+                    exc.code,
+                    transient=True,
+                    retry_after=retry_after,
+                ) from None
+            status: int | None = exc.code
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-            reason = str(getattr(exc, "reason", exc))
+            reason, status = str(getattr(exc, "reason", exc)), None
         if attempt < attempts:
             delay = settings.PAPERS_FETCH_BACKOFF * 2 ** (attempt - 1)
-            time.sleep(delay + random.uniform(0, delay / 2))
-    raise SourceError(f"{reason} after {attempts} tries")
+            time.sleep(retry_after or delay + random.uniform(0, delay / 2))
+    raise FetchError(f"{reason} after {attempts} tries", status, transient=True)
 
 
 def read_source(source: str) -> tuple[str, str]:
     if is_url(source):
-        return fetch(source)
+        fetched = fetch(source)
+        return fetched.text, fetched.content_type
     path = Path(source)
     try:
         return path.read_text(encoding="utf-8"), ""
@@ -143,6 +228,11 @@ def import_sources(
         summary.invalid += [f"{source} {item}" for item in parsed.invalid]
         for record in progress(parsed.records, Path(source).name or source):
             summary.count(Paper.upsert(record, source=fmt_used))
+    finish_run(run, summary)
+    return summary
+
+
+def finish_run(run: ImportRun, summary: ImportSummary) -> None:
     ImportRun.objects.filter(pk=run.pk).update(
         finished=timezone.now(),
         new=summary.new,
@@ -153,4 +243,80 @@ def import_sources(
     )
     for problem in summary.failed:
         log.warning("import failed: %s", problem)
-    return summary
+
+
+@dataclass
+class PapersById(ImportSummary):
+    """What ``fetch_papers`` did. ``unknown``: ids no source knows (final); ``pending``: ids
+    not fetched for a transient failure, worth asking again after ``retry_after`` seconds."""
+
+    found: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    retry_after: float | None = None
+
+    def totals(self) -> dict[str, int]:
+        return super().totals() | {"unknown": len(self.unknown), "pending": len(self.pending)}
+
+
+def fetch_papers(arxiv_ids: Iterable[str]) -> PapersById:
+    """Store the papers with these arXiv ids (or arXiv/Daily Papers URLs) that the catalogue
+    lacks: each from the Daily Papers single-paper API, and those it does not have (or cannot
+    give now) from the arXiv API, in one polite request. An id already in the catalogue costs
+    no request, so asking twice is harmless.
+    """
+    result = PapersById()
+    wanted: dict[str, None] = {}
+    for raw in arxiv_ids:
+        arxiv_id = canonical_arxiv_id(raw)
+        if arxiv_id:
+            wanted[arxiv_id] = None
+        else:
+            result.invalid.append(f"{raw[:80]!r}: not an arXiv id")
+    known = {
+        str(arxiv_id)
+        for arxiv_id in Paper.objects.filter(arxiv_id__in=wanted).values_list("arxiv_id", flat=True)
+    }
+    result.unchanged, result.found = len(known), sorted(known)
+    missing = [arxiv_id for arxiv_id in wanted if arxiv_id not in known]
+    if not missing:
+        return result
+    run = ImportRun.objects.create(sources=[f"arXiv:{arxiv_id}" for arxiv_id in missing])
+
+    def store(records: list[PaperRecord], source: str) -> None:
+        for record in records:
+            if record.arxiv_id in missing and record.arxiv_id not in result.found:
+                result.count(Paper.upsert(record, source=source))
+                result.found.append(record.arxiv_id)
+
+    for arxiv_id in missing:
+        try:
+            fetched = fetch(f"{settings.PAPERS_HF_PAPER_API_URL}/{arxiv_id}")
+            store(hf.parse(fetched.text).records, "hf-json")
+        except FetchError as exc:
+            if exc.status == 404:  # not on Hugging Face: arXiv has it, or nobody does
+                continue
+            result.warnings.append(f"Daily Papers API: {exc}; asking arXiv instead")
+            if exc.transient:
+                break  # down for now: the rest go to arXiv without waiting on it again
+        except SourceError as exc:
+            result.warnings.append(f"arXiv:{arxiv_id}: Daily Papers API: {exc}")
+    left = [arxiv_id for arxiv_id in missing if arxiv_id not in result.found]
+    if left:
+        query = urllib.parse.urlencode({"id_list": ",".join(left), "max_results": len(left)})
+        try:
+            fetched = fetch(f"{settings.PAPERS_ARXIV_API_URL}?{query}", polite=True)
+            store(arxiv.parse(fetched.text).records, "arxiv")
+        except SourceError as exc:
+            if isinstance(exc, FetchError) and exc.transient:
+                result.pending, result.retry_after = left, exc.retry_after
+                result.failed.append(f"arXiv API: {exc}; {len(left)} ids left for later")
+            else:
+                result.failed.append(f"arXiv API: {exc}; asked for {', '.join(left)}")
+        else:
+            result.unknown = [i for i in left if i not in result.found]
+            result.failed += [
+                f"arXiv:{i}: neither Daily Papers nor arXiv knows this id" for i in result.unknown
+            ]
+    finish_run(run, result)
+    return result

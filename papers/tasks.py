@@ -7,6 +7,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from papers import importing
 from papers.importing import import_sources
 
 
@@ -41,3 +42,17 @@ def import_upload(
             path.write_text(content or "", encoding="utf-8")
             summary = import_sources([str(path)], fmt)
     return summary.totals()
+
+
+@shared_task(bind=True, max_retries=5)
+def fetch_papers(self, arxiv_ids: list[str]) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Store the papers with these arXiv ids that the catalogue lacks (``importing.fetch_papers``).
+
+    The ids a transient failure left are asked again later, with backoff (or after the
+    server's Retry-After); unknown ids are final and recorded in the import run.
+    """
+    result = importing.fetch_papers(arxiv_ids)
+    if result.pending and self.request.retries < self.max_retries:
+        backoff = settings.PAPERS_FETCH_RETRY_LATER * 2**self.request.retries
+        raise self.retry(args=[result.pending], countdown=max(backoff, result.retry_after or 0))
+    return result.totals()

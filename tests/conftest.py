@@ -35,6 +35,7 @@ def _fast_and_isolated(settings, tmp_path):  # type: ignore[no-untyped-def]
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.PAPERS_FETCH_BACKOFF = 0.01
+    settings.PAPERS_POLITE_INTERVAL = 0  # the tests of politeness set it
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     from django.core.cache import cache
 

@@ -2,8 +2,10 @@
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -56,19 +58,36 @@ def hf_json(*items: dict[str, Any]) -> str:
     return json.dumps(list(items))
 
 
+Answer = tuple[int, str, str] | tuple[int, str, str, dict[str, str]]
+
+
+@dataclass
+class Request:
+    path: str
+    headers: dict[str, str]
+    at: float  # time.monotonic() when it arrived
+
+
 @contextmanager
-def http_server(respond: Callable[[str, int], tuple[int, str, str]]) -> Iterator[str]:
-    """A real HTTP server on loopback. ``respond(path, nth_request) -> (status, type, body)``."""
+def http_server(
+    respond: Callable[[str, int], Answer], seen: list[Request] | None = None
+) -> Iterator[str]:
+    """A real HTTP server on loopback. ``respond(path, nth_request) -> (status, type, body)``,
+    optionally with a dict of extra headers; ``seen`` collects the requests."""
     hits: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             hits.append(self.path)
-            status, content_type, body = respond(self.path, len(hits))
+            if seen is not None:
+                seen.append(Request(self.path, dict(self.headers), time.monotonic()))
+            status, content_type, body, *extra = respond(self.path, len(hits))
             data = body.encode()
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
+            for name, value in (extra[0] if extra else {}).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
 

@@ -75,3 +75,21 @@ def test_subscriber_actions_pause_resume_resend_and_export(admin_client, mailout
         ["bob@example.org", "pending"],
     ]
     assert rows[1][-1] == "graph neural networks"
+
+
+def test_the_csv_export_starts_no_cell_with_what_a_spreadsheet_evaluates(admin_client) -> None:  # type: ignore[no-untyped-def]
+    formulas = ['=HYPERLINK("https://evil.example","x")', "+1+1", "-1+1", "@SUM(A1)", "\tx", "\rx"]
+    readers = [
+        active_subscriber(f"r{n}@example.org", [formula, "graph neural networks"])
+        for n, formula in enumerate(formulas)
+    ]
+    readers.append(active_subscriber("=1+1@example.org", ["graph neural networks"]))
+
+    export = run_action(admin_client, "export_csv", *readers)
+
+    rows = list(csv.reader(io.StringIO(export.content.decode())))
+    cells = [cell for row in rows[1:] for cell in row]
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    keywords = {row[0]: row[-1] for row in rows[1:]}
+    assert keywords["r0@example.org"] == "'" + formulas[0] + "; graph neural networks"
+    assert "'=1+1@example.org" in keywords  # shown as typed, after the apostrophe

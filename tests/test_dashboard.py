@@ -6,6 +6,8 @@ from datetime import timedelta
 
 import pytest
 import redis
+from bs4 import BeautifulSoup
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
@@ -224,6 +226,31 @@ def test_a_test_send_reaches_only_the_staff_address(
     assert message.subject.startswith("[Test for ada@example.org]")
     assert "List-Unsubscribe" not in message.extra_headers
     assert not Digest.objects.exists()  # nothing recorded for the reader
+
+
+def links_of(message) -> set[str]:  # type: ignore[no-untyped-def]
+    """Every link in an email: the HTML part's hrefs and the text part's URLs."""
+    html = message.alternatives[0][0]
+    hrefs = {str(a["href"]) for a in BeautifulSoup(html, "html.parser").find_all("a")}
+    return hrefs | set(re.findall(r"https?://\S+", message.body))
+
+
+def test_a_preview_and_a_test_send_carry_no_working_link_of_any_readers(  # type: ignore[no-untyped-def]
+    client, staff, reader_with_papers, mailoutbox
+) -> None:
+    # A preview's digest is rolled back, so a signed id of it may later name another reader's
+    # digest (SQLite reuses it); and a staff member's test must not unsubscribe the reader.
+    client.force_login(staff)
+    preview = client.get(f"/admin/newsletter/subscriber/{reader_with_papers.pk}/preview/")
+    client.post(f"/admin/newsletter/subscriber/{reader_with_papers.pk}/send-test/")
+    [message] = mailoutbox
+
+    page = BeautifulSoup(preview.content, "html.parser")
+    preview_links = {str(a["href"]) for a in page.find_all("a")}
+    for link in links_of(message) | preview_links:
+        assert not link.startswith(settings.SITE_URL), link  # no page of the site, no token
+    assert "https://arxiv.org/abs/2511.00000" in links_of(message)  # papers link to themselves
+    assert "List-Unsubscribe" not in message.extra_headers
 
 
 def test_tools_are_for_staff_only_and_actions_need_csrf(reader_with_papers, mailoutbox) -> None:  # type: ignore[no-untyped-def]

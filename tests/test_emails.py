@@ -3,6 +3,7 @@ import email.policy
 import re
 
 import pytest
+from django.core import signing
 from django.utils import timezone
 
 from newsletter import emails
@@ -133,6 +134,23 @@ def test_the_view_in_browser_link_shows_the_digest(client, digest_message) -> No
     link = digest_message.body.split("View in your browser: ")[1].split()[0]
     response = client.get(link.removeprefix("http://localhost:8000"))
     assert response.status_code == 200 and b"Graph neural networks at scale" in response.content
+
+
+def test_the_shareable_web_view_carries_none_of_the_readers_controls(
+    client, digest_message
+) -> None:  # type: ignore[no-untyped-def]
+    # Whoever the reader forwards "view in your browser" to must not be able to change their
+    # preferences, download their data, delete them or unsubscribe them.
+    link = digest_message.body.split("View in your browser: ")[1].split()[0]
+    page = client.get(link.removeprefix("http://localhost:8000")).content.decode()
+
+    assert "Graph neural networks at scale" in page
+    for control in ("/manage/", "/unsubscribe/", "/export/", "/delete/"):
+        assert control not in page
+    assert "Get your own Paperboy digest" in page
+    for token in re.findall(r"/digest/([^/\"]+)/", page):
+        with pytest.raises(signing.BadSignature):  # the page's one token names the digest only
+            signing.loads(token, salt="newsletter.manage")
 
 
 @pytest.mark.parametrize("upvotes", [0, 1, 2])

@@ -292,7 +292,7 @@ def test_similarities_kept_between_chunks_rank_as_a_fresh_model_does(
         fit_model(papers), papers, liking_edited
     )
     # A cache too small for one chunk is emptied and refilled, never served stale.
-    monkeypatch.setattr("papers.ranking.SIMILARITY_CACHE_BYTES", 1)
+    monkeypatch.setattr("papers.ranking.vectors.SIMILARITY_CACHE_BYTES", 1)
     assert rank_chunk(model, papers, liking) == rank_chunk(fit_model(papers), papers, liking)
 
 

@@ -152,3 +152,51 @@ def test_an_error_shows_next_to_its_field(client: Client) -> None:
     _, page = post(client, timezone="Nowhere/Land")
     field = page[page.index('for="id_timezone"') :]
     assert field.index("not a time zone we know") < field.index("</div>")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        '"<meta\x0chttp-equiv=refresh\x0ccontent=0;url=https://evil.example/>"@x.com',
+        '"<meta http-equiv=refresh content=0;url=https://evil.example/>"@x.com',
+        '"ada\x07"@example.org',
+        '"ada\x7f"@example.org',
+        '"x@evil.example,y"@example.org',
+        '""@example.com',
+        "ada@\ue000.com",
+        "ada@\u3002example.com",
+        "ada@exa\u200bmple.org",
+        "ada@exam\u202eple.org",
+    ],
+)
+def test_an_address_no_mail_system_delivers_is_refused_next_to_the_field(
+    client: Client, address: str
+) -> None:
+    status, page = post(client, email=address)
+
+    assert status == 400
+    field = page[page.index('for="id_email"') :]
+    error = field.index('class="errorlist')
+    assert error < field.index("</div>")  # the message sits in the address's own field
+    assert not Subscriber.objects.exists() and mail.outbox == []
+
+
+@pytest.mark.parametrize(
+    ("address", "envelope"),
+    [
+        ("ada@bücher.example", "ada@xn--bcher-kva.example"),
+        ('"ada..lovelace"@example.org', '"ada..lovelace"@example.org'),
+        ('".ada"@example.org', '".ada"@example.org'),
+        ("ada+papers@example.org", "ada+papers@example.org"),
+    ],
+)
+def test_idn_domains_and_ordinary_quoted_local_parts_sign_up_and_get_their_mail(
+    client: Client, smtp_sink, address: str, envelope: str
+) -> None:  # type: ignore[no-untyped-def]
+    sink, _ = smtp_sink
+    status, page = post(client, email=address)
+
+    assert status == 200 and "Check your inbox" in page
+    assert Subscriber.objects.get().email == address
+    [received] = sink.messages
+    assert f"To: {envelope}".encode() in received

@@ -1,4 +1,5 @@
-"""The Hugging Face Daily Papers JSON API: a list of listings, each wrapping a ``paper``.
+"""The Hugging Face Daily Papers JSON API: a list of listings, each wrapping a ``paper``; or
+the single-paper API (``/api/papers/<arxiv id>``): one object shaped like a listing's ``paper``.
 
 Upvotes live in ``paper``, comments on the outer item. Missing or null fields are unknown,
 never zero.
@@ -27,6 +28,8 @@ def parse(data: str, listing_date: date | None = None) -> Parsed:
         raise SourceError(f"not valid JSON ({exc})") from None
     if isinstance(items, dict) and isinstance(items.get("dailyPapers"), list):
         items = items["dailyPapers"]
+    elif isinstance(items, dict) and "id" in items and "title" in items:
+        items = [{"paper": items}]  # the single-paper API: a ``paper`` without its listing
     if not isinstance(items, list):
         error = items.get("error") if isinstance(items, dict) else None
         raise SourceError(f"expected a list of papers, got {error or type(items).__name__}")

@@ -1,0 +1,159 @@
+"""Profiles: a subscriber's interests as a weighted sum of keyword, topic and paper vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from itertools import chain
+
+import numpy as np
+import scipy.sparse as sp
+
+from papers.ranking.text import PaperText
+from papers.ranking.vectors import Model, Vector
+
+KEYWORD_WEIGHT = 1.0
+TOPIC_WEIGHT = 0.6
+LIKED_WEIGHT = 0.8
+DISLIKED_WEIGHT = 0.6
+
+
+@dataclass
+class Interests:
+    """One subscriber's interests, as the ranking needs them."""
+
+    topics: list[tuple[str, str]] = field(default_factory=list)  # (name, description)
+    keywords: list[str] = field(default_factory=list)  # words or phrases
+    liked: list[PaperText] = field(default_factory=list)
+    disliked: list[PaperText] = field(default_factory=list)
+    excluded_keywords: list[str] = field(default_factory=list)
+    trending_weight: float = 0.2  # 0 = pure relevance, 1 = pure trending
+    size: int = 10
+    seen: frozenset[int] = frozenset()  # paper keys never to pick again
+
+
+class Components:
+    """The distinct keyword, topic and paper vectors of a chunk, to stack as one matrix."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.keywords: dict[str, int] = {}
+        self.topics: dict[tuple[str, str], int] = {}
+        self.papers: dict[int, int] = {}
+        self.vectors: list[Vector] = []
+        self.idents: list[Hashable] = []  # what each vector is, the same from chunk to chunk
+
+    def _add(self, ident: Hashable, vector: Vector) -> int:
+        self.idents.append(ident)
+        self.vectors.append(vector)
+        return len(self.vectors) - 1
+
+    def keyword(self, phrase: str) -> int:
+        at = self.keywords.get(phrase)
+        if at is None:
+            vector = self.model.phrase_vector(phrase)
+            at = self.keywords[phrase] = self._add(("keyword", phrase), vector)
+        return at
+
+    def topic(self, topic: tuple[str, str]) -> int:
+        topic = (topic[0], topic[1])  # a list from JSON would not be hashable
+        at = self.topics.get(topic)
+        if at is None:
+            vector = self.model.topic_vector(topic)
+            at = self.topics[topic] = self._add(("topic", topic), vector)
+        return at
+
+    def paper(self, paper: PaperText) -> int:
+        at = self.papers.get(paper.key)
+        if at is None:
+            vector = self.model.paper_vector(paper)
+            ident = ("paper", paper.key, paper.fingerprint)
+            at = self.papers[paper.key] = self._add(ident, vector)
+        return at
+
+    def matrix(self, which: Sequence[int] | None = None) -> sp.csr_matrix:
+        """The vectors as rows (only those at ``which``, when given)."""
+        vectors = self.vectors if which is None else [self.vectors[i] for i in which]
+        lengths = [len(cols) for cols, _ in vectors]
+        indptr = np.concatenate([[0], np.cumsum(lengths)]) if lengths else np.zeros(1, np.int64)
+        return sp.csr_matrix(
+            (
+                np.concatenate([v for _, v in vectors] or [np.zeros(0, np.float32)]),
+                np.concatenate([c for c, _ in vectors] or [np.zeros(0, np.int32)]),
+                indptr,
+            ),
+            shape=(len(vectors), self.model.n_features),
+        )
+
+
+Labelled = list[list[tuple[str, int]]]  # per subscriber: (topic name or title, component)
+
+
+@dataclass
+class Profiles:
+    """A chunk's profiles, factored: profile i = sum over c of weights[i, c] * components[c]."""
+
+    weights: sp.csr_matrix  # (subscribers, components)
+    components: sp.csr_matrix  # (components, features): distinct keyword, topic, paper vectors
+    parts: Components  # what each component is
+    keyword_rows: list[list[int]]  # per subscriber: the component of each keyword, in order
+    topic_rows: Labelled
+    liked_rows: Labelled
+
+
+def build_profiles(model: Model, interests_list: Sequence[Interests]) -> Profiles:
+    parts = Components(model)
+    keyword, topic, paper = parts.keyword, parts.topic, parts.paper
+    known = parts.keywords  # most keywords were met earlier in the chunk: no call for them
+    keyword_rows = [
+        [known[k] if k in known else keyword(k) for k in i.keywords] for i in interests_list
+    ]
+    topic_rows: Labelled = [[(t[0], topic(t)) for t in i.topics] for i in interests_list]
+    liked_rows: Labelled = [[(p.title, paper(p)) for p in i.liked] for i in interests_list]
+    disliked_rows = [[paper(p) for p in i.disliked] for i in interests_list]
+    # The weights, one kind of component at a time, then put in subscriber order.
+    kinds = (
+        ([c for row in keyword_rows for c in row], keyword_rows),
+        ([c for row in topic_rows for _, c in row], topic_rows),
+        ([c for row in liked_rows for _, c in row], liked_rows),
+        ([c for row in disliked_rows for c in row], disliked_rows),
+    )
+    n_subs = len(interests_list)
+    counts = np.array([np.fromiter(map(len, rows), np.int64, n_subs) for _, rows in kinds])
+    shares = np.empty(counts.shape, dtype=np.float32)
+    shares[0] = KEYWORD_WEIGHT
+    shares[1] = TOPIC_WEIGHT
+    shares[2] = LIKED_WEIGHT / np.maximum(counts[2], 1)
+    shares[3] = -DISLIKED_WEIGHT / np.maximum(counts[3], 1)
+    owner = np.repeat(np.tile(np.arange(n_subs), len(kinds)), counts.ravel())
+    order = np.argsort(owner, kind="stable")
+    indices = np.fromiter(chain.from_iterable(flat for flat, _ in kinds), np.int32, len(owner))
+    indptr = np.zeros(n_subs + 1, dtype=np.int64)
+    np.cumsum(counts.sum(axis=0), out=indptr[1:])
+    combination = sp.csr_matrix(
+        (np.repeat(shares.ravel(), counts.ravel())[order], indices[order], indptr),
+        shape=(n_subs, len(parts.vectors)),
+    )
+    return Profiles(combination, parts.matrix(), parts, keyword_rows, topic_rows, liked_rows)
+
+
+def profile_matrix(model: Model, interests_list: Sequence[Interests]) -> sp.csr_matrix:
+    """One L2-normalised profile row per subscriber (Rocchio style).
+
+    Keywords weigh most (a phrase through its word pairs), then topics (name and
+    description); liked papers' vectors are added, disliked papers' subtracted. Topic and
+    paper vectors keep their ``COMPONENT_TERMS`` strongest terms.
+    """
+    profiles = build_profiles(model, interests_list)
+    matrix = sp.csr_matrix(profiles.weights @ profiles.components, dtype=np.float32)
+    matrix.data /= np.repeat(row_norms(matrix), np.diff(matrix.indptr))
+    return matrix
+
+
+def row_norms(matrix: sp.csr_matrix) -> np.ndarray:
+    """The length of each row (1 for an empty row, so that dividing by it is harmless)."""
+    squares = np.zeros(len(matrix.data) + 1)
+    np.cumsum(np.square(matrix.data, dtype=np.float64), out=squares[1:])
+    norms = np.sqrt(squares[matrix.indptr[1:]] - squares[matrix.indptr[:-1]])
+    norms[norms == 0] = 1.0
+    return norms.astype(np.float32)

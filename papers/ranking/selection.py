@@ -1,0 +1,204 @@
+"""Selection: each subscriber's digest from the scored candidates (score, floor, diversity)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from itertools import islice
+from typing import NamedTuple
+
+import numpy as np
+
+from papers.ranking.profiles import Interests
+from papers.ranking.reasons import explain
+from papers.ranking.relevance import FLOOR, Scored, score_chunk
+from papers.ranking.text import PaperText
+from papers.ranking.trending import normalised_trend
+from papers.ranking.vectors import Model
+
+DIVERSITY = 0.4  # 0 ranks by score alone; higher trades score for papers unlike those picked
+POOL = 3  # maximal marginal relevance chooses among the best POOL * size papers
+
+
+class Pick(NamedTuple):
+    key: int
+    score: float  # what the paper was ranked by
+    relevance: float  # cosine similarity between the paper and the subscriber's profile
+    reason: str
+
+
+# A pick from a (key, score, relevance, reason) tuple without running Python code: a chunk
+# makes thousands of them.
+_new_pick = partial(tuple.__new__, Pick)
+
+
+def rank_chunk(
+    model: Model,
+    candidates: Sequence[PaperText],
+    interests_list: Sequence[Interests],
+    floor: float = FLOOR,
+    diversity: float = DIVERSITY,
+) -> list[list[Pick]]:
+    """Pick each subscriber's next digest among ``candidates``: one list of picks each.
+
+    A paper is never picked when its key is in ``seen``, it was liked or disliked, it contains
+    an excluded keyword, or its relevance is below ``floor`` (a digest may come out short or
+    empty rather than carry unrelated papers). The others are scored
+
+        score = (1 - trending_weight) * relevance / best relevance + trending_weight * trend
+
+    (``trend``: trending min-max normalised over the candidates) and picked by maximal
+    marginal relevance among the best ``POOL * size``: each next pick maximises
+    ``(1 - diversity) * score - diversity * (cosine to the closest paper already picked)``.
+    """
+    if not interests_list:
+        return []
+    if not candidates:
+        return [[] for _ in interests_list]
+    scored = score_chunk(model, candidates, interests_list, floor)
+    n_subs = len(interests_list)
+    weight = np.fromiter((i.trending_weight for i in interests_list), np.float32, n_subs)
+    weight = weight.clip(0.0, 1.0)
+    sizes = np.fromiter((max(i.size, 0) for i in interests_list), np.int64, n_subs)
+    # The papers a subscriber may get are a tenth of the chunk-by-candidates matrix: they are
+    # scored and selected as flat arrays (subscriber by subscriber), not cell by cell.
+    # (Flat positions: a two-dimensional nonzero or mask costs four times as much.)
+    available = np.flatnonzero(scored.allowed)
+    counts = np.diff(np.searchsorted(available, np.arange(n_subs + 1) * len(candidates)))
+    owner = np.repeat(np.arange(n_subs), counts)
+    index = available - owner * len(candidates)
+    relevance = scored.relevance.ravel().take(available)
+    starts = np.zeros(n_subs, dtype=np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    best = np.ones(n_subs, dtype=np.float32)
+    some = counts > 0
+    best[some] = np.maximum.reduceat(relevance, starts[some]) if len(relevance) else 1.0
+    best[best <= 0] = 1.0
+    share = weight[owner]
+    trend = normalised_trend(candidates)
+    score = relevance / best[owner]
+    score *= 1 - share
+    score += share * trend[index]
+    similarity = scored.candidates.similarity if diversity > 0 else None
+    chosen = _select(score, index, counts, starts, sizes, similarity, diversity)
+    picked = chosen[chosen >= 0]  # entries of the flat arrays, subscriber by subscriber
+    trend_led = share[picked] * trend[index[picked]] > (1 - share[picked]) * (
+        relevance[picked] / best[owner[picked]]
+    )
+    return _picks(
+        scored,
+        owner[picked],
+        index[picked],
+        score[picked],
+        relevance[picked],
+        trend_led,
+        interests_list,
+    )
+
+
+def _select(
+    score: np.ndarray,
+    index: np.ndarray,
+    counts: np.ndarray,
+    starts: np.ndarray,
+    sizes: np.ndarray,
+    similarity: np.ndarray | None,
+    diversity: float,
+) -> np.ndarray:
+    """Each subscriber's picks, best first, as entries of the flat arrays of available papers
+    (``score``, ``index``: a subscriber's ``counts`` entries from ``starts``), -1
+    where nothing is left.
+
+    Vectorised over the chunk: the greedy loop runs ``max(sizes)`` steps of array work,
+    whatever the number of subscribers.
+    """
+    n_subs = len(counts)
+    most = int(counts.max()) if n_subs else 0
+    width = min(int(sizes.max()) if n_subs else 0, most)
+    if width == 0:
+        return np.full((n_subs, 0), -1, dtype=np.int64)
+    # Each subscriber's scores in a row of their own, padded with -inf.
+    padded = np.full((n_subs, most), -np.inf, dtype=np.float32)
+    shift = np.repeat(np.arange(n_subs) * most - starts, counts)
+    padded.ravel()[np.arange(len(score)) + shift] = score
+    pool = min(most, POOL * width) if similarity is not None else width
+    if pool < most:
+        top = np.argpartition(-padded, pool - 1, axis=1)[:, :pool]
+    else:
+        top = np.broadcast_to(np.arange(most), (n_subs, most))
+    top_scores = np.take_along_axis(padded, top, axis=1)
+    order = np.argsort(-top_scores, axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)
+    top_scores = np.take_along_axis(top_scores, order, axis=1)
+    available = top_scores > -np.inf
+    entry = np.where(available, starts[:, None] + top, -1)
+    if similarity is None:
+        picked = entry[:, :width]
+        return np.where(np.arange(width) < sizes[:, None], picked, -1)
+
+    candidate = index[entry]  # meaningless where not available, and never used there
+    value = np.where(available, top_scores, 0.0) * (1 - diversity)
+    redundancy = np.zeros_like(value)
+    rows = np.arange(n_subs)
+    chosen = np.full((n_subs, width), -1, dtype=np.int64)
+    n = similarity.shape[0]
+    flat = similarity.ravel()  # one flat gather per step is cheaper than a 2-D fancy index
+    for step in range(width):
+        marginal = np.where(available, value - diversity * redundancy, -np.inf)
+        best = marginal.argmax(axis=1)
+        ok = available[rows, best] & (step < sizes)
+        chosen[ok, step] = entry[rows[ok], best[ok]]
+        available[rows[ok], best[ok]] = False
+        if step + 1 < width:  # the last pick leaves nothing to compare with it
+            picked = candidate[rows, best]
+            np.maximum(redundancy, flat.take(picked[:, None] * n + candidate), out=redundancy)
+    return chosen
+
+
+def _picks(
+    scored: Scored,
+    owner: np.ndarray,
+    index: np.ndarray,
+    scores: np.ndarray,
+    relevances: np.ndarray,
+    trend_led: np.ndarray,
+    interests_list: Sequence[Interests],
+) -> list[list[Pick]]:
+    """The picks with their scores and reasons, from flat arrays: pick i gave subscriber
+    ``owner[i]`` (ascending, best pick first) candidate ``index[i]``."""
+    reasons = explain(scored, owner, index, trend_led, interests_list)
+    keys = scored.candidates.keys[index].tolist()
+    fields = zip(keys, scores.tolist(), relevances.tolist(), reasons, strict=True)
+    picks = iter(map(_new_pick, fields))
+    counts = np.bincount(owner, minlength=len(interests_list)).tolist()
+    return [list(islice(picks, count)) for count in counts]
+
+
+def rank_catalogue(
+    model: Model,
+    papers: Sequence[PaperText],
+    interests: Interests,
+    floor: float = FLOOR,
+    limit: int | None = None,
+) -> list[Pick]:
+    """Every paper at or above ``floor`` (at most ``limit``), best first, by relevance alone.
+
+    The relevance digests use, without trending, diversity, ``size`` or ``seen``; a pick's
+    ``score`` is its relevance.
+    """
+    plain = Interests(
+        topics=interests.topics,
+        keywords=interests.keywords,
+        liked=interests.liked,
+        disliked=interests.disliked,
+        excluded_keywords=interests.excluded_keywords,
+    )
+    if not papers:
+        return []
+    scored = score_chunk(model, papers, [plain], floor)
+    relevance = np.where(scored.allowed, scored.relevance, -np.inf)
+    ranked = np.argsort(-relevance[0], kind="stable")[: int(scored.allowed.sum())][:limit]
+    ranked_relevance = scored.relevance[0, ranked]
+    owner = np.zeros(len(ranked), dtype=np.int64)
+    no_trend = np.zeros(len(ranked), dtype=bool)
+    return _picks(scored, owner, ranked, ranked_relevance, ranked_relevance, no_trend, [plain])[0]

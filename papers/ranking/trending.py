@@ -1,0 +1,59 @@
+"""How much a paper is trending now, from its votes and age, and its votes in words."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from operator import attrgetter
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from papers.ranking.text import PaperText
+
+GRAVITY = 1.5
+GROWTH_WEIGHT = 1.0
+COMMENT_WEIGHT = 0.5
+
+TRENDING = attrgetter("trending")
+
+
+def trending_score(
+    upvotes: int | None, comments: int | None, day_gain: int | None, age_hours: float
+) -> float:
+    """How much a paper is trending now, in the spirit of Hacker News' ranking.
+
+        score = (1 + upvotes + COMMENT_WEIGHT * comments + GROWTH_WEIGHT * day_gain)
+                / (age_hours + 2) ** GRAVITY
+
+    ``day_gain`` is the upvotes gained over the last 24 hours (from snapshots), so a paper that
+    is climbing beats one with an old, larger total. Unknown counts count as zero; with no
+    votes at all the numerator is 1 and the order falls back to listing recency. ``age_hours``
+    is measured from the listing day (or arXiv publication when there is no listing).
+    """
+    votes = (upvotes or 0) + COMMENT_WEIGHT * (comments or 0) + GROWTH_WEIGHT * (day_gain or 0)
+    return (1.0 + votes) / (max(age_hours, 0.0) + 2.0) ** GRAVITY
+
+
+def normalised_trend(papers: Sequence[PaperText]) -> np.ndarray:
+    """Trending min-max normalised to [0, 1] over the candidates.
+
+    On a log scale: votes are heavy-tailed, and linearly one viral paper would flatten every
+    other paper's trending to zero.
+    """
+    raw = np.fromiter(map(TRENDING, papers), dtype=np.float64, count=len(papers))
+    logged = np.log(np.maximum(raw, 1e-9))
+    low, high = (logged.min(), logged.max()) if len(logged) else (0.0, 0.0)
+    if high - low < 1e-12:
+        return np.zeros(len(papers), dtype=np.float32)
+    return ((logged - low) / (high - low)).astype(np.float32)
+
+
+def votes_in_words(paper: PaperText) -> str:
+    """The paper's votes in words: "212 upvotes, +40 today"."""
+    parts = []
+    if paper.upvotes:
+        parts.append(f"{paper.upvotes} upvote" + ("s" if paper.upvotes != 1 else ""))
+    if paper.day_gain and paper.day_gain != paper.upvotes:
+        parts.append(f"+{paper.day_gain} today")
+    return ", ".join(parts)
