@@ -5,12 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 
-.PHONY: install lint test demo serve clean audit chaos
+.PHONY: install lint test demo serve clean audit chaos lock
 
-$(STAMP): pyproject.toml
+# Exactly the versions in the lock file, each checked against its hash; then the project itself.
+$(STAMP): pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --editable '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes --requirement requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps --editable .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,6 +31,14 @@ test: lint
 CHAOS_SUBSCRIBERS ?= 2000
 chaos: install
 	DEVTOOLS=true $(BIN)/python manage.py chaos --subscribers $(CHAOS_SUBSCRIBERS)
+
+# After changing the dependencies in pyproject.toml: refresh the lock files (requirements-dev.txt
+# for development and CI, requirements.txt, the same versions, for the Docker image), keeping
+# every pinned version that still fits. `make lock UPGRADE=1` moves all to the newest allowed.
+LOCK := $(BIN)/uv pip compile pyproject.toml --universal --generate-hashes --quiet
+lock: install
+	$(LOCK) --extra dev $(if $(UPGRADE),--upgrade) --output-file requirements-dev.txt
+	$(LOCK) --constraint requirements-dev.txt --output-file requirements.txt
 
 # Known vulnerabilities in the installed dependencies (needs to reach the PyPI/OSV advisory APIs).
 audit: install

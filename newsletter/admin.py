@@ -118,7 +118,7 @@ class DigestItemInline(admin.TabularInline[DigestItem, Digest]):
     model = DigestItem
     extra = 0
     can_delete = False
-    readonly_fields = ("rank", "paper", "score", "reason")
+    fields = readonly_fields = ("rank", "section", "paper", "score", "reason")
 
     def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from config.celery import app as celery_app
 from newsletter import digests, emails
-from newsletter.models import Click, DeliveryEvent, Digest, Subscriber
+from newsletter.models import Click, DeliveryEvent, Digest, DigestItem, Subscriber
 from papers.models import ImportRun, Topic
 
 WINDOW_DAYS = 30
@@ -247,8 +247,9 @@ def compose_preview(subscriber: Subscriber, now: datetime | None = None) -> Any:
         if Digest.objects.filter(subscriber=reader, period=period).exists():
             period = "preview"  # that period's digest exists; this is what would come next
         digest = Digest.objects.create(subscriber=reader, period=period, created=now)
-        for rank, pick in enumerate(picks, 1):
-            digest.items.create(paper_id=pick.key, rank=rank, score=pick.score, reason=pick.reason)
+        DigestItem.objects.bulk_create(
+            DigestItem.of_pick(digest.pk, rank, pick) for rank, pick in enumerate(picks, 1)
+        )
         digest = Digest.objects.prefetch_related(*digests.TO_RENDER).get(pk=digest.pk)
         message = emails.digest_email(digest, preview=True)
         transaction.set_rollback(True)

@@ -59,6 +59,7 @@ from newsletter import throttle
 from newsletter.models import Click, Digest, DigestItem, Feedback, Subscriber
 from papers import ranking
 from papers.models import Paper
+from papers.ranking.reasons import TRENDING_REASON
 from papers.ranking_data import paper_text
 
 log = logging.getLogger(__name__)
@@ -305,19 +306,15 @@ def compose_chunk(subscriber_ids: list[int], now: datetime | None = None) -> lis
                 period=periods[subscriber.id],
                 created=now,
                 status=Digest.Status.QUEUED if plans[subscriber.id] else Digest.Status.SKIPPED,
-                note=NOTHING_MATCHED if any(p.relevance <= 0 for p in plans[subscriber.id]) else "",
+                note=NOTHING_MATCHED
+                if any(p.section == ranking.Section.TRENDING for p in plans[subscriber.id])
+                else "",
             )
             for subscriber in fresh
         ]
         Digest.objects.bulk_create(digests)
         DigestItem.objects.bulk_create(
-            DigestItem(
-                digest_id=digest.id,
-                paper_id=pick.key,
-                rank=rank,
-                score=pick.score,
-                reason=pick.reason,
-            )
+            DigestItem.of_pick(digest.id, rank, pick)
             for digest in digests
             for rank, pick in enumerate(plans[digest.subscriber_id or 0], 1)
         )
@@ -352,7 +349,8 @@ def top_trending(papers: list[Paper], seen: set[int], size: int) -> list[ranking
     """The fallback when nothing passes the relevance floor (``DIGEST_WHEN_NOTHING_MATCHES``)."""
     fresh = [p for p in papers if p.id not in seen][:size]  # papers arrive best first
     return [
-        ranking.Pick(key=p.id, score=p.trending, relevance=0.0, reason="trending") for p in fresh
+        ranking.Pick(p.id, p.trending, 0.0, TRENDING_REASON, ranking.Section.TRENDING)
+        for p in fresh
     ]
 
 

@@ -21,6 +21,7 @@ from django.urls import reverse
 from jinja2 import Environment, StrictUndefined
 
 from newsletter.models import Digest, Subscriber
+from papers.ranking import Section, Signal
 
 _inliner = css_inline.CSSInliner(keep_style_tags=False)
 
@@ -139,6 +140,11 @@ def indented(text: str) -> str:
     return textwrap.fill(text, width=75, initial_indent="   ", subsequent_indent="   ")
 
 
+SECTION_HEADINGS: dict[str, str] = {
+    Section.AUTHORS: "By authors you follow",
+    Section.MATCH: "Picked for your interests",
+    Section.TRENDING: "Trending now",
+}
 # Where a preview's reader links lead: nowhere. A preview's digest is rolled back, so a token
 # naming it could later name another reader's digest; and staff need no reader's manage or
 # unsubscribe link to see what the reader would get.
@@ -153,13 +159,22 @@ def digest_context(digest: Digest, preview: bool = False) -> dict[str, Any]:
     and its "more/less like this" links (``<view_url><paper id>/more/`` and ``less/``); see
     ``newsletter/urls.py``. Signing every link instead cost more than rendering the email.
     A ``preview`` signs nothing: papers link to their own pages, the reader's links to NOWHERE.
+
+    Items come in sections (followed authors, matches, trending), each with a heading when
+    the digest has more than one. What an item says comes from its reason as data: the
+    words, "trending" when its votes led to it, and the paper's votes.
     """
     view_url = (
         NOWHERE if preview else absolute(reverse("digest_view", args=[sign(digest.id, "digest")]))
     )
-    items = []
+    grouped: dict[str, list[Any]] = {section: [] for section in SECTION_HEADINGS}
     for item in digest.items.all():
         paper = item.paper
+        reason = item.reason_data
+        item.why_text = reason.text  # type: ignore[attr-defined]
+        # "trending" once: a pick whose reason is trending itself does not say it again.
+        item.trending = reason.trending and reason.signal != Signal.TRENDING  # type: ignore[attr-defined]
+        item.votes = paper.upvotes  # type: ignore[attr-defined]
         item.excerpt = excerpt(paper.ai_summary or paper.abstract)  # type: ignore[attr-defined]
         item.excerpt_text = indented(item.excerpt)  # type: ignore[attr-defined]
         if preview:
@@ -172,12 +187,18 @@ def digest_context(digest: Digest, preview: bool = False) -> dict[str, Any]:
             }
             item.more_url = f"{under}more/"  # type: ignore[attr-defined]
             item.less_url = f"{under}less/"  # type: ignore[attr-defined]
-        # The votes, unless the reason already says them ("... · 212 upvotes"; ranking leaves
-        # them out at 0, and the trending fallback's reason is just "trending").
-        said = paper.upvotes is None or "upvote" in item.reason
-        item.votes = None if said else paper.upvotes  # type: ignore[attr-defined]
-        items.append(item)
-    context = {"digest": digest, "items": items, "view_url": view_url}
+        grouped.setdefault(item.section, []).append(item)
+    present = [(section, items) for section, items in grouped.items() if items]
+    sections = [
+        {
+            "name": section,
+            "heading": SECTION_HEADINGS.get(section, "") if len(present) > 1 else "",
+            "items": items,
+        }
+        for section, items in present
+    ]
+    items = [item for section in sections for item in section["items"]]
+    context = {"digest": digest, "items": items, "sections": sections, "view_url": view_url}
     if preview:
         context |= {"manage_url": NOWHERE, "unsubscribe_url": NOWHERE}
     return context

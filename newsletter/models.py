@@ -7,6 +7,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from papers.models import Paper, Topic
+from papers.ranking import Pick, Reason, Section
 
 
 class Subscriber(models.Model):
@@ -158,7 +159,19 @@ class DigestItem(models.Model):
     paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="digest_items")
     rank = models.PositiveSmallIntegerField()
     score = models.FloatField()
-    reason = models.CharField(max_length=300)
+    reason = models.CharField(max_length=300)  # why, in words (``why["text"]``)
+    # Why as data (``papers.ranking.Reason.as_json``): the signal, what matched, the text,
+    # whether trending led to it. Templates read this, never the words.
+    why = models.JSONField(default=dict, blank=True)
+    section = models.CharField(
+        max_length=16,
+        default=Section.MATCH.value,
+        choices=[
+            (Section.AUTHORS.value, "By authors they follow"),
+            (Section.MATCH.value, "Matches their interests"),
+            (Section.TRENDING.value, "Trending"),
+        ],
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["digest", "paper"], name="digest_item_once")]
@@ -166,6 +179,24 @@ class DigestItem(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.rank} {self.paper_id}"
+
+    @classmethod
+    def of_pick(cls, digest_id: int, rank: int, pick: Pick) -> "DigestItem":
+        return cls(
+            digest_id=digest_id,
+            paper_id=pick.key,
+            rank=rank,
+            score=pick.score,
+            reason=pick.reason.text[:300],
+            why=pick.reason.as_json(),
+            section=pick.section,
+        )
+
+    @property
+    def reason_data(self) -> Reason:
+        """Why this paper was picked, as data (a digest from before reasons were data has
+        only the words: an unnamed signal with that text)."""
+        return Reason.from_json(self.why) if self.why else Reason("", (), self.reason)
 
 
 class DeliveryEvent(models.Model):

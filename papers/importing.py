@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import email.utils
+import io
+import itertools
 import logging
 import random
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TextIO
 
 from django.conf import settings
 from django.core.cache import cache
@@ -20,10 +23,12 @@ from django.utils import timezone
 
 from papers.models import ImportRun, Paper
 from papers.sources import (
+    InvalidItem,
     PaperRecord,
     Parsed,
     SourceError,
     arxiv,
+    arxiv_rss,
     canonical_arxiv_id,
     hf,
     hf_html,
@@ -36,10 +41,16 @@ PARSERS: dict[str, Callable[..., Parsed]] = {
     "hf-json": hf.parse,
     "hf-html": hf_html.parse,
     "arxiv": arxiv.parse,
+    "arxiv-rss": arxiv_rss.parse,
     "text": text.parse,
+}
+# Formats read item by item from a stream rather than parsed whole.
+STREAMED: dict[str, Callable[[TextIO, date | None], Iterator[object]]] = {
+    "arxiv-rss": arxiv_rss.iter_parse,
 }
 FORMATS = ("auto", *PARSERS)
 MAX_BYTES = 20 * 1024 * 1024
+BATCH = 500  # papers per upsert transaction
 
 
 @dataclass
@@ -47,6 +58,7 @@ class ImportSummary:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
+    skipped: int = 0  # new versions of papers the catalogue does not hold
     invalid: list[str] = field(default_factory=list)  # "<source> item 3: missing title"
     failed: list[str] = field(default_factory=list)  # "<source>: HTTP 503 after 3 tries"
     warnings: list[str] = field(default_factory=list)
@@ -172,23 +184,34 @@ def fetch(url: str, *, polite: bool = False, validators: dict[str, str] | None =
     raise FetchError(f"{reason} after {attempts} tries", status, transient=True)
 
 
-def read_source(source: str) -> tuple[str, str]:
+def open_source(source: str) -> tuple[TextIO, str]:
+    """The source's text as a stream (a file is read as it is parsed), and its content type."""
     if is_url(source):
         fetched = fetch(source)
-        return fetched.text, fetched.content_type
-    path = Path(source)
+        return io.StringIO(fetched.text), fetched.content_type
     try:
-        return path.read_text(encoding="utf-8"), ""
+        return open(source, encoding="utf-8"), ""  # closed by import_stream
     except FileNotFoundError:
         raise SourceError("no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise SourceError(f"cannot read it ({exc})") from None
 
 
+def read_source(source: str) -> tuple[str, str]:
+    stream, content_type = open_source(source)
+    with stream:
+        try:
+            return stream.read(), content_type
+        except UnicodeDecodeError as exc:
+            raise SourceError(f"cannot read it ({exc})") from None
+
+
 def detect_format(data: str, content_type: str = "") -> str:
-    head = data.lstrip()[:500].lower()
+    head = data.lstrip()[:2000].lower()
     if "json" in content_type or head.startswith(("[", "{")):
         return "hf-json"
+    if "<rss" in head or "<rdf:rdf" in head or "announce_type" in head or "rss.arxiv.org" in head:
+        return "arxiv-rss"
     if "atom" in content_type or head.startswith("<?xml") or "<feed" in head:
         return "arxiv"
     if "html" in content_type or head.startswith("<"):
@@ -205,31 +228,69 @@ def parse_source(
     return fmt, PARSERS[fmt](data, listing_date=listing_date)
 
 
+Progress = Callable[[Iterable[PaperRecord], str], Iterable[PaperRecord]]
+
+
 def import_sources(
     sources: Iterable[str],
     fmt: str = "auto",
     listing_date: date | None = None,
-    progress: Callable[[list[PaperRecord], str], Iterable[PaperRecord]] = lambda items, _: items,
+    progress: Progress = lambda records, _: records,
 ) -> ImportSummary:
     """Import every source; a failed source or item is reported and the rest still import.
 
-    Each paper is upserted in its own transaction, so nothing is ever half-written.
+    Papers are upserted in batches of BATCH, each in its own transaction, so nothing is ever
+    half-written; feeds are read as a stream, so memory does not grow with their length.
     """
     summary = ImportSummary()
     sources = list(sources)
     run = ImportRun.objects.create(sources=sources)
     for source in sources:
         try:
-            fmt_used, parsed = parse_source(source, fmt, listing_date)
+            stream, content_type = open_source(source)
+            import_stream(source, stream, content_type, fmt, listing_date, summary, progress)
         except SourceError as exc:
             summary.failed.append(f"{source}: {exc}")
-            continue
-        summary.warnings += [f"{source}: {w}" for w in parsed.warnings]
-        summary.invalid += [f"{source} {item}" for item in parsed.invalid]
-        for record in progress(parsed.records, Path(source).name or source):
-            summary.count(Paper.upsert(record, source=fmt_used))
     finish_run(run, summary)
     return summary
+
+
+def import_stream(
+    source: str,
+    stream: TextIO,
+    content_type: str,
+    fmt: str,
+    listing_date: date | None,
+    summary: ImportSummary,
+    progress: Progress = lambda records, _: records,
+) -> None:
+    """Parse ``stream`` in format ``fmt`` ("auto": guess from its start) and upsert it."""
+    with stream:
+        try:
+            if fmt == "auto":
+                fmt = detect_format(stream.read(2000), content_type)
+                stream.seek(0)
+            if fmt in STREAMED:
+                events: Iterable[object] = STREAMED[fmt](stream, listing_date)
+            else:
+                parsed = PARSERS[fmt](stream.read(), listing_date=listing_date)
+                events = [*parsed.warnings, *parsed.invalid, *parsed.records]
+
+            def records() -> Iterator[PaperRecord]:
+                for event in events:
+                    if isinstance(event, PaperRecord):
+                        yield event
+                    elif isinstance(event, InvalidItem):
+                        summary.invalid.append(f"{source} {event}")
+                    else:
+                        summary.warnings.append(f"{source}: {event}")
+
+            papers = iter(progress(records(), Path(source).name or source))
+            while batch := list(itertools.islice(papers, BATCH)):
+                for outcome in Paper.upsert_many(batch, source=fmt):
+                    summary.count(outcome)
+        except UnicodeDecodeError as exc:
+            raise SourceError(f"cannot read it ({exc})") from None
 
 
 def finish_run(run: ImportRun, summary: ImportSummary) -> None:

@@ -1,7 +1,7 @@
 from datetime import UTC, datetime, time, timedelta
 from urllib.parse import urlencode
 
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
@@ -13,6 +13,7 @@ class Source(models.TextChoices):
     HF_JSON = "hf-json", "Hugging Face Daily Papers API"
     HF_HTML = "hf-html", "Hugging Face Daily Papers page"
     ARXIV = "arxiv", "arXiv API"
+    ARXIV_RSS = "arxiv-rss", "arXiv announcements (RSS)"
     TEXT = "text", "Daily Papers text capture"
 
 
@@ -141,43 +142,87 @@ class Paper(models.Model):
         }
 
     @classmethod
-    def find(cls, record: PaperRecord) -> "Paper | None":
-        if record.arxiv_id:
-            found = cls.objects.filter(arxiv_id=record.arxiv_id).first()
-            if found:
-                return found
-        # A paper first seen without an id (a text capture) is the same paper once a richer
-        # source names its id.
-        return cls.objects.filter(title_key=title_key(record.title), arxiv_id__isnull=True).first()
+    def upsert(cls, record: PaperRecord, source: str, now: datetime | None = None) -> str:
+        """Create or update the paper a record describes; return "new", "updated",
+        "unchanged" or "skipped" (a new version of a paper the catalogue does not hold)."""
+        return cls.upsert_many([record], source, now)[0]
 
     @classmethod
-    def upsert(cls, record: PaperRecord, source: str, now: datetime | None = None) -> str:
-        """Create or update the paper a record describes; return "new", "updated" or "unchanged".
+    def upsert_many(
+        cls, records: list[PaperRecord], source: str, now: datetime | None = None
+    ) -> list[str]:
+        """``upsert`` for a batch in one transaction and a fixed number of queries: one to find
+        the papers, one insert, one update, one insert of snapshots. The outcome of each record.
 
-        Idempotent: the same record twice changes nothing. A count change also records a
-        ``PaperSnapshot`` so the trending score can see growth.
+        Idempotent: the same records twice change nothing. A count change also records a
+        ``PaperSnapshot`` so the trending score can see growth. Records of one paper within the
+        batch merge into one row. If another import inserts one of these papers meanwhile, the
+        batch is done again, one paper at a time.
         """
         now = now or timezone.now()
-        with transaction.atomic():
-            paper = cls.find(record)
-            created = paper is None
+        try:
+            with transaction.atomic():
+                return cls._upsert_batch(records, source, now)
+        except IntegrityError:
+            if len(records) == 1:
+                raise
+            return [outcome for r in records for outcome in cls.upsert_many([r], source, now)]
+
+    @classmethod
+    def _upsert_batch(cls, records: list[PaperRecord], source: str, now: datetime) -> list[str]:
+        ids = {r.arxiv_id for r in records if r.arxiv_id}
+        keys = {title_key(r.title) for r in records}
+        found = cls.objects.select_for_update().filter(
+            Q(arxiv_id__in=ids) | Q(title_key__in=keys, arxiv_id__isnull=True)
+        )
+        by_id = {p.arxiv_id: p for p in found if p.arxiv_id}
+        by_title = {p.title_key: p for p in found if not p.arxiv_id}
+        created: dict[int, Paper] = {}
+        changed: dict[int, set[str]] = {}
+        outcomes = []
+        for record in records:
+            key = title_key(record.title)
+            paper = by_id.get(record.arxiv_id) if record.arxiv_id else None
+            # A paper first seen without an id (a text capture) is the same paper once a
+            # richer source names its id.
+            paper = paper or by_title.get(key)
+            if paper is None and record.update_only:
+                outcomes.append("skipped")
+                continue
             if paper is None:
-                paper = cls(source=source, title=record.title)
-            changed = paper.merge(record)
-            if not (created or changed):
-                return "unchanged"
-            paper.save()
-            if any(f in changed for f in COUNT_FIELDS) or (
-                created and any(getattr(paper, f) is not None for f in COUNT_FIELDS)
-            ):
-                PaperSnapshot.objects.create(
-                    paper=paper,
-                    taken_at=now,
-                    upvotes=paper.upvotes,
-                    comments=paper.comments,
-                    github_stars=paper.github_stars,
-                )
-        return "new" if created else "updated"
+                paper = cls(source=source, title=record.title, created=now)
+                created[id(paper)] = paper
+            fields = paper.merge(record)
+            if paper.arxiv_id:
+                by_title.pop(key, None)
+                by_id[paper.arxiv_id] = paper
+            else:
+                by_title[paper.title_key] = paper
+            first = id(paper) not in changed
+            changed.setdefault(id(paper), set()).update(fields)
+            new = first and id(paper) in created
+            outcomes.append("new" if new else "updated" if fields else "unchanged")
+        touched = {id(p): p for p in [*by_id.values(), *by_title.values(), *created.values()]}
+        updated = [p for k, p in touched.items() if changed.get(k) and k not in created]
+        for paper in [*created.values(), *updated]:
+            paper.updated = now
+        Paper.objects.bulk_create(list(created.values()))
+        if updated:
+            columns = sorted(set().union(*(changed[id(p)] for p in updated)) | {"updated"})
+            Paper.objects.bulk_update(updated, columns)
+        PaperSnapshot.objects.bulk_create(
+            PaperSnapshot(
+                paper=paper,
+                taken_at=now,
+                upvotes=paper.upvotes,
+                comments=paper.comments,
+                github_stars=paper.github_stars,
+            )
+            for key, paper in touched.items()
+            if any(f in changed.get(key, ()) for f in COUNT_FIELDS)
+            and any(getattr(paper, f) is not None for f in COUNT_FIELDS)
+        )
+        return outcomes
 
     def merge(self, record: PaperRecord) -> set[str]:
         """Copy what the record knows onto this paper; return the names of changed fields."""

@@ -27,4 +27,5 @@ def paper_text(paper: Paper, now: datetime) -> PaperText:
         upvotes=paper.upvotes,
         day_gain=day_gain,
         trending=float(trending),
+        authors=[str(a) for a in paper.authors or []],
     )

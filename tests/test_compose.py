@@ -131,6 +131,11 @@ def test_picks_are_about_the_subscribers_interests_with_reasons(catalogue) -> No
     items = list(DigestItem.objects.filter(digest__subscriber=reader).select_related("paper"))
     assert items and all("graph" in item.paper.title for item in items)
     assert all("graph neural networks" in item.reason for item in items)
+    assert all(
+        (item.section, item.why["signal"], item.why["matched"])
+        == ("match", "keyword", ["graph neural networks"])
+        for item in items
+    )
 
 
 def test_a_period_with_nothing_relevant_is_skipped(catalogue, mailoutbox) -> None:  # type: ignore[no-untyped-def]

@@ -1,14 +1,19 @@
 import email
 import email.policy
+import importlib
 import re
 
 import pytest
+from django.apps import apps
 from django.core import signing
 from django.utils import timezone
 
 from newsletter import emails
-from newsletter.digests import claim_due_subscribers, compose_chunk, send_queued
+from newsletter.digests import TO_RENDER, claim_due_subscribers, compose_chunk, send_queued
+from newsletter.models import Digest, DigestItem
 from papers.models import Paper
+from papers.ranking import Pick, Reason, Section
+from papers.ranking.reasons import TRENDING_REASON, author_reason, keyword_reason
 from tests.factories import active_subscriber
 
 pytestmark = pytest.mark.django_db
@@ -172,3 +177,86 @@ def test_a_papers_votes_are_said_once_and_in_the_right_number(mailoutbox, upvote
     html = mailoutbox[0].alternatives[0][0]
     html_why = re.search(r"Why: [^<]*", html)
     assert html_why and len(re.findall(rf"\b{upvotes}\b", html_why.group())) == 1, html_why
+
+
+def render_digest(*picks: tuple[str, str, int | None, Reason]) -> tuple[str, str]:
+    """The text and HTML parts of a digest of these (title, section, upvotes, reason) items."""
+    reader = active_subscriber("ada@example.org", ["graph neural networks"])
+    digest = Digest.objects.create(subscriber=reader, period="2026-11-23", created=timezone.now())
+    for rank, (title, section, upvotes, reason) in enumerate(picks, 1):
+        paper = Paper.objects.create(
+            title=title, title_key=title.lower(), upvotes=upvotes, source="hf-json"
+        )
+        pick = Pick(paper.pk, 0.5, 0.5, reason, section)
+        DigestItem.of_pick(digest.pk, rank, pick).save()
+    message = emails.digest_email(Digest.objects.prefetch_related(*TO_RENDER).get(pk=digest.pk))
+    return str(message.body), str(message.alternatives[0][0])
+
+
+def test_followed_authors_papers_have_a_section_of_their_own_before_the_matches() -> None:
+    text, html = render_digest(
+        ("Tiny training", Section.AUTHORS, 3, author_reason(["Song Han"])),
+        ("Graph neural networks at scale", Section.MATCH, 9, keyword_reason("graph")),
+    )
+
+    authors, matches = text.index("== By authors you follow =="), text.index("== Picked for")
+    assert authors < text.index("1. Tiny training") < matches
+    assert matches < text.index("2. Graph neural networks at scale")
+    assert "Why: by Song Han, whom you follow · 3 upvotes" in text
+    assert "By authors you follow</h2>" in html and "Picked for your interests</h2>" in html
+
+
+def test_a_digest_of_matches_only_has_no_section_headings() -> None:
+    text, html = render_digest(("Graphs", Section.MATCH, 1, keyword_reason("graph")))
+
+    assert "==" not in text and "<h2" not in html
+
+
+def test_what_a_reason_says_comes_from_its_data_not_from_searching_its_words() -> None:
+    # A keyword that itself says "upvotes" and "trending" hides neither the votes nor the
+    # fact that the paper's votes led to it.
+    words = keyword_reason("trending upvotes")._replace(trending=True)
+    text, html = render_digest(("Predicting upvotes", Section.MATCH, 7, words))
+
+    why = next(line for line in text.splitlines() if "Why:" in line)
+    assert why.strip() == "Why: matches your keyword 'trending upvotes' · trending · 7 upvotes"
+    assert "· trending · ▲ 7</p>" in html
+
+
+def test_the_trending_fallback_says_trending_once() -> None:
+    text, _ = render_digest(("Viral", Section.TRENDING, 500, TRENDING_REASON))
+
+    assert "Why: trending · 500 upvotes" in text
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "trending"),
+    [
+        (
+            "matches your keyword 'graph' · 212 upvotes, +40 today",
+            "matches your keyword 'graph'",
+            False,
+        ),
+        ("in your topic 'Robotics' · trending, 3 upvotes", "in your topic 'Robotics'", 1),
+        ("trending, 3 upvotes", "trending", 1),
+        ("like 'A · B' you liked", "like 'A · B' you liked", 0),
+        ("like 'A · B' you liked · 4 upvotes", "like 'A · B' you liked", 0),
+    ],
+)
+def test_digests_from_before_reasons_were_data_keep_their_words_without_the_votes(
+    before: str, after: str, trending: int
+) -> None:
+    migration = importlib.import_module("newsletter.migrations.0004_digest_item_reason_as_data")
+    reader = active_subscriber("ada@example.org", ["graph"])
+    digest = Digest.objects.create(subscriber=reader, period="2026-11-23", created=timezone.now())
+    paper = Paper.objects.create(title="Graphs", title_key="graphs", upvotes=212, source="hf-json")
+    item = digest.items.create(paper=paper, rank=1, score=1.0, reason=before)
+
+    migration.split_old_reasons(apps, None)
+
+    item.refresh_from_db()
+    assert (item.reason, item.reason_data.text, item.reason_data.trending) == (
+        after,
+        after,
+        bool(trending),
+    )

@@ -1,5 +1,6 @@
 """The ranking on small catalogues built here: pure functions, no database."""
 
+import json
 import pickle
 import random
 
@@ -10,11 +11,15 @@ from papers.ranking import (
     Interests,
     PaperText,
     Pick,
+    Reason,
+    Section,
+    Signal,
     fit_model,
     profile_matrix,
     rank_catalogue,
     rank_chunk,
 )
+from papers.ranking.authors import name_of, same_person
 
 DIFFUSION = PaperText(
     1,
@@ -219,7 +224,7 @@ def test_trending_weight_moves_a_highly_voted_paper_up() -> None:
     assert keys(by_trend)[0] == voted.key
 
 
-def test_reasons_name_the_keyword_the_topic_the_liked_paper_and_the_votes() -> None:
+def test_reasons_name_the_keyword_the_topic_and_the_liked_paper_as_data() -> None:
     voted = PaperText(
         60,
         "Scaling diffusion models",
@@ -244,10 +249,24 @@ def test_reasons_name_the_keyword_the_topic_the_liked_paper_and_the_votes() -> N
     by_topic = only(Interests(topics=[vision]), papers)[0]
     by_like = only(Interests(liked=[molecules]), papers)[0]
 
-    assert by_keyword.reason == "matches your keyword 'diffusion models' · 212 upvotes, +40 today"
-    assert (by_topic.key, by_topic.reason) == (detection.key, "in your topic 'Computer vision'")
+    assert by_keyword.reason == Reason(
+        Signal.KEYWORD, ("diffusion models",), "matches your keyword 'diffusion models'"
+    )
+    assert by_keyword.section == Section.MATCH
+    assert (by_topic.key, by_topic.reason) == (
+        detection.key,
+        Reason(Signal.TOPIC, ("Computer vision",), "in your topic 'Computer vision'"),
+    )
     assert by_like.key == drugs.key
-    assert by_like.reason == f"like '{molecules.title}' you liked"
+    assert by_like.reason == Reason(
+        Signal.LIKED, (molecules.title,), f"close to '{molecules.title}', a paper you liked"
+    )
+
+
+def test_a_reason_survives_a_round_trip_through_json() -> None:
+    reason = Reason(Signal.KEYWORD, ("a", "b"), "matches your keywords 'a' and 'b'", True)
+
+    assert Reason.from_json(json.loads(json.dumps(reason.as_json()))) == reason
 
 
 def test_reasons_name_the_first_two_matching_keywords_in_the_subscribers_order() -> None:
@@ -260,11 +279,12 @@ def test_reasons_name_the_first_two_matching_keywords_in_the_subscribers_order()
 
     picks = {p.key: p.reason for p in only(interests, papers)}
 
-    assert picks[drugs.key] == "matches your keywords 'drug molecules' and 'chemical bonds'"
-    assert picks[traffic.key] == "matches your keyword 'graph neural networks'"
+    assert picks[drugs.key].text == "matches your keywords 'drug molecules' and 'chemical bonds'"
+    assert picks[drugs.key].matched == ("drug molecules", "chemical bonds")
+    assert picks[traffic.key].text == "matches your keyword 'graph neural networks'"
 
 
-def test_a_pick_that_trending_led_to_says_so_beside_its_votes() -> None:
+def test_a_pick_that_trending_led_to_says_so() -> None:
     quiet = PaperText(70, "Graph neural networks for molecules", "Graph neural networks.")
     viral = PaperText(
         71, "Graph neural networks at scale", "Graph networks.", upvotes=1, trending=50.0
@@ -273,7 +293,65 @@ def test_a_pick_that_trending_led_to_says_so_beside_its_votes() -> None:
     picks = only(Interests(keywords=["graph neural networks"], trending_weight=0.9), [quiet, viral])
 
     assert picks[0].key == viral.key
-    assert picks[0].reason == "matches your keyword 'graph neural networks' · trending, 1 upvote"
+    assert picks[0].reason.signal == Signal.KEYWORD
+    assert picks[0].reason.trending
+    assert not picks[1].reason.trending
+
+
+def test_a_description_reason_quotes_the_readers_own_words_the_paper_contains() -> None:
+    tiny = PaperText(
+        80,
+        "Training networks on microcontrollers",
+        "On-device training of neural networks within 256KB of memory on microcontrollers.",
+    )
+    papers = [tiny, *graph_papers(), DIFFUSION]
+    about = "I work on on-device training for microcontrollers, and sometimes on robots."
+
+    pick = only(Interests(about=about), papers)[0]
+
+    assert pick.key == tiny.key
+    assert pick.reason.signal == Signal.DESCRIPTION
+    assert pick.reason.matched == ("on-device training", "microcontrollers")
+    assert pick.reason.text == "matches your description: on-device training, microcontrollers"
+
+
+def by(key: int, title: str, *authors: str, abstract: str = "A study.") -> PaperText:
+    return PaperText(key, title, abstract, authors=list(authors))
+
+
+def test_a_followed_authors_paper_comes_first_in_its_own_section_whatever_its_relevance() -> None:
+    own = by(90, "Protein folding at scale", "Ana Gómez", "Song Han")
+    papers = [own, *graph_papers()]
+    interests = relevance_only(keywords=["graph neural networks"], authors=["song han"], size=2)
+
+    picks = only(interests, papers)
+
+    assert [(p.key, p.section) for p in picks[:1]] == [(own.key, Section.AUTHORS)]
+    assert picks[0].reason == Reason(Signal.AUTHOR, ("Song Han",), "by Song Han, whom you follow")
+    assert [p.section for p in picks[1:]] == [Section.MATCH, Section.MATCH]
+    assert own.key not in keys(picks[1:])
+
+
+def test_a_followed_authors_paper_already_seen_or_excluded_is_not_picked_again() -> None:
+    own = by(91, "Protein folding at scale", "Song Han")
+    papers = [own, *graph_papers()]
+
+    seen = only(relevance_only(authors=["Song Han"], seen=frozenset({own.key})), papers)
+    excluded = only(relevance_only(authors=["Song Han"], excluded_keywords=["protein"]), papers)
+
+    assert own.key not in keys(seen) and own.key not in keys(excluded)
+
+
+@pytest.mark.parametrize(
+    "written", ["Song Han", "song han", "S. Han", "Sóng Hán", "Han, Song", "Han, S.", "SONG HAN"]
+)
+def test_followed_authors_are_found_whatever_the_case_accents_or_initials(written: str) -> None:
+    assert same_person(name_of("Song Han"), name_of(written))
+
+
+@pytest.mark.parametrize("written", ["Sheng Han", "Song Hang", "Han Song", ""])
+def test_another_person_is_not_a_followed_author(written: str) -> None:
+    assert not same_person(name_of("Song Han"), name_of(written))
 
 
 def test_similarities_kept_between_chunks_rank_as_a_fresh_model_does(

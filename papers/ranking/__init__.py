@@ -9,12 +9,13 @@ Two scores live here:
   (``profiles``); ``relevance`` scores a whole chunk of subscribers against the candidates with
   sparse matrix products, never a loop over papers per subscriber; ``selection.rank_chunk``
   picks each digest and ``selection.rank_catalogue`` ranks everything for one; ``reasons`` says
-  why each paper was picked.
+  why each paper was picked, as data; ``authors`` finds followed authors' papers.
 """
 
 from papers.ranking.profiles import Interests, profile_matrix
+from papers.ranking.reasons import Reason, Signal
 from papers.ranking.relevance import FLOOR
-from papers.ranking.selection import DIVERSITY, Pick, rank_catalogue, rank_chunk
+from papers.ranking.selection import DIVERSITY, Pick, Section, rank_catalogue, rank_chunk
 from papers.ranking.text import PaperText
 from papers.ranking.trending import trending_score
 from papers.ranking.vectors import Candidates, Model, fit_model
@@ -27,6 +28,9 @@ __all__ = [
     "Model",
     "PaperText",
     "Pick",
+    "Reason",
+    "Section",
+    "Signal",
     "fit_model",
     "profile_matrix",
     "rank_catalogue",

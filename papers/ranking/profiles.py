@@ -13,6 +13,7 @@ from papers.ranking.text import PaperText
 from papers.ranking.vectors import Model, Vector
 
 KEYWORD_WEIGHT = 1.0
+DESCRIPTION_WEIGHT = 1.0
 TOPIC_WEIGHT = 0.6
 LIKED_WEIGHT = 0.8
 DISLIKED_WEIGHT = 0.6
@@ -22,11 +23,13 @@ DISLIKED_WEIGHT = 0.6
 class Interests:
     """One subscriber's interests, as the ranking needs them."""
 
+    about: str = ""  # what they work on, in their own words
     topics: list[tuple[str, str]] = field(default_factory=list)  # (name, description)
     keywords: list[str] = field(default_factory=list)  # words or phrases
     liked: list[PaperText] = field(default_factory=list)
     disliked: list[PaperText] = field(default_factory=list)
     excluded_keywords: list[str] = field(default_factory=list)
+    authors: list[str] = field(default_factory=list)  # followed: their papers always come
     trending_weight: float = 0.2  # 0 = pure relevance, 1 = pure trending
     size: int = 10
     seen: frozenset[int] = frozenset()  # paper keys never to pick again
@@ -38,6 +41,7 @@ class Components:
     def __init__(self, model: Model) -> None:
         self.model = model
         self.keywords: dict[str, int] = {}
+        self.descriptions: dict[str, int] = {}
         self.topics: dict[tuple[str, str], int] = {}
         self.papers: dict[int, int] = {}
         self.vectors: list[Vector] = []
@@ -53,6 +57,13 @@ class Components:
         if at is None:
             vector = self.model.phrase_vector(phrase)
             at = self.keywords[phrase] = self._add(("keyword", phrase), vector)
+        return at
+
+    def description(self, text: str) -> int:
+        at = self.descriptions.get(text)
+        if at is None:
+            vector = self.model.description_vector(text)
+            at = self.descriptions[text] = self._add(("description", text), vector)
         return at
 
     def topic(self, topic: tuple[str, str]) -> int:
@@ -97,6 +108,7 @@ class Profiles:
     components: sp.csr_matrix  # (components, features): distinct keyword, topic, paper vectors
     parts: Components  # what each component is
     keyword_rows: list[list[int]]  # per subscriber: the component of each keyword, in order
+    description_rows: list[int]  # per subscriber: the component of their description, or -1
     topic_rows: Labelled
     liked_rows: Labelled
 
@@ -108,12 +120,14 @@ def build_profiles(model: Model, interests_list: Sequence[Interests]) -> Profile
     keyword_rows = [
         [known[k] if k in known else keyword(k) for k in i.keywords] for i in interests_list
     ]
+    described = [[parts.description(i.about)] if i.about.strip() else [] for i in interests_list]
     topic_rows: Labelled = [[(t[0], topic(t)) for t in i.topics] for i in interests_list]
     liked_rows: Labelled = [[(p.title, paper(p)) for p in i.liked] for i in interests_list]
     disliked_rows = [[paper(p) for p in i.disliked] for i in interests_list]
     # The weights, one kind of component at a time, then put in subscriber order.
     kinds = (
         ([c for row in keyword_rows for c in row], keyword_rows),
+        ([c for row in described for c in row], described),
         ([c for row in topic_rows for _, c in row], topic_rows),
         ([c for row in liked_rows for _, c in row], liked_rows),
         ([c for row in disliked_rows for c in row], disliked_rows),
@@ -122,9 +136,10 @@ def build_profiles(model: Model, interests_list: Sequence[Interests]) -> Profile
     counts = np.array([np.fromiter(map(len, rows), np.int64, n_subs) for _, rows in kinds])
     shares = np.empty(counts.shape, dtype=np.float32)
     shares[0] = KEYWORD_WEIGHT
-    shares[1] = TOPIC_WEIGHT
-    shares[2] = LIKED_WEIGHT / np.maximum(counts[2], 1)
-    shares[3] = -DISLIKED_WEIGHT / np.maximum(counts[3], 1)
+    shares[1] = DESCRIPTION_WEIGHT
+    shares[2] = TOPIC_WEIGHT
+    shares[3] = LIKED_WEIGHT / np.maximum(counts[3], 1)
+    shares[4] = -DISLIKED_WEIGHT / np.maximum(counts[4], 1)
     owner = np.repeat(np.tile(np.arange(n_subs), len(kinds)), counts.ravel())
     order = np.argsort(owner, kind="stable")
     indices = np.fromiter(chain.from_iterable(flat for flat, _ in kinds), np.int32, len(owner))
@@ -134,13 +149,21 @@ def build_profiles(model: Model, interests_list: Sequence[Interests]) -> Profile
         (np.repeat(shares.ravel(), counts.ravel())[order], indices[order], indptr),
         shape=(n_subs, len(parts.vectors)),
     )
-    return Profiles(combination, parts.matrix(), parts, keyword_rows, topic_rows, liked_rows)
+    return Profiles(
+        combination,
+        parts.matrix(),
+        parts,
+        keyword_rows,
+        [row[0] if row else -1 for row in described],
+        topic_rows,
+        liked_rows,
+    )
 
 
 def profile_matrix(model: Model, interests_list: Sequence[Interests]) -> sp.csr_matrix:
     """One L2-normalised profile row per subscriber (Rocchio style).
 
-    Keywords weigh most (a phrase through its word pairs), then topics (name and
+    Keywords and the description weigh most (a phrase through its word pairs), then topics (name and
     description); liked papers' vectors are added, disliked papers' subtracted. Topic and
     paper vectors keep their ``COMPONENT_TERMS`` strongest terms.
     """

@@ -1,15 +1,79 @@
-"""Why each paper was picked, in words the reader can check against the paper."""
+"""Why each paper was picked, as data: which signal, what matched, and the sentence that says it.
+
+A reason is only ever what is true of the paper: a keyword it contains whole, the words of the
+reader's description it contains, the topic or liked paper it is closest to.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from enum import StrEnum
+from functools import partial
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from papers.ranking.profiles import Interests, Profiles
 from papers.ranking.relevance import Scored
-from papers.ranking.text import words
+from papers.ranking.text import features, fold
 from papers.ranking.vectors import Candidates
+
+
+class Signal(StrEnum):
+    KEYWORD = "keyword"  # a keyword or phrase the paper contains whole
+    DESCRIPTION = "description"  # words of the reader's description of their work
+    TOPIC = "topic"
+    LIKED = "liked"  # close to a paper the reader liked
+    AUTHOR = "author"  # by an author the reader follows
+    FEEDBACK = "feedback"  # the reader's own model, learnt from their feedback
+    TRENDING = "trending"
+
+
+class Reason(NamedTuple):
+    """Why a paper was picked. ``matched`` is what matched (keywords, the description's words,
+    a topic's name, a liked paper's title, authors); ``text`` says it to the reader;
+    ``trending`` is true when the paper's votes led to the pick as much as its relevance."""
+
+    signal: str
+    matched: tuple[str, ...]
+    text: str
+    trending: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "signal": str(self.signal),
+            "matched": list(self.matched),
+            "text": self.text,
+            "trending": self.trending,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Reason:
+        return cls(
+            str(data.get("signal", "")),
+            tuple(map(str, data.get("matched", ()))),
+            str(data.get("text", "")),
+            bool(data.get("trending", False)),
+        )
+
+
+TRENDING_REASON = Reason(Signal.TRENDING, (), "trending", trending=True)
+# A reason from a tuple without running Python code: a chunk makes thousands of them.
+_new_reason = partial(tuple.__new__, Reason)
+
+
+def keyword_reason(first: str, second: str = "") -> Reason:
+    if second:
+        text = f"matches your keywords '{first}' and '{second}'"
+        return Reason(Signal.KEYWORD, (first, second), text)
+    return Reason(Signal.KEYWORD, (first,), f"matches your keyword '{first}'")
+
+
+def author_reason(names: Sequence[str]) -> Reason:
+    said = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+    whom = "whom you follow"
+    return Reason(Signal.AUTHOR, tuple(names), f"by {said}, {whom}")
 
 
 def matched_keywords(
@@ -44,76 +108,95 @@ def explain(
     index: np.ndarray,
     trend_led: np.ndarray,
     interests_list: Sequence[Interests],
-) -> list[str]:
+) -> list[Reason]:
     """Why each pick was picked: pick i gave subscriber ``owner[i]`` candidate ``index[i]``.
-    Why is one comprehension and a loop over the few picks no keyword explains; a second
-    comprehension joins the signal on. This Python is ranking's only per-pick work, so it is
-    kept to what cannot be arrays."""
+
+    The keywords the paper contains come from one lookup for the chunk, and a keyword reason
+    is made once per pair of keywords; the loop runs over the few picks no keyword explains.
+    This Python is ranking's only per-pick work, so it is kept to what cannot be arrays."""
     candidates, profiles = scored.candidates, scored.profiles
     first, second = matched_keywords(candidates, profiles, owner, index)
-    # Why: the keywords the paper contains, else the closest topic or liked paper.
-    whys = [
-        f"matches your keywords '{a}' and '{b}'"
-        if b
-        else f"matches your keyword '{a}'"
-        if a
-        else ""
-        for a, b in zip(first.tolist(), second.tolist(), strict=True)
-    ]
-    for at in [at for at, why in enumerate(whys) if not why]:
+    made: dict[tuple[str, str], Reason] = {}
+    reasons: list[Reason | None] = []
+    for pair in zip(first.tolist(), second.tolist(), strict=True):
+        if not pair[0]:
+            reasons.append(None)
+        elif pair in made:
+            reasons.append(made[pair])
+        else:
+            reasons.append(made.setdefault(pair, keyword_reason(*pair)))
+    for at in [at for at, reason in enumerate(reasons) if reason is None]:
         row = int(owner[at])
-        whys[at] = _why_else(
-            scored.similarities,
-            scored.rows,
-            int(index[at]),
-            profiles.topic_rows[row],
-            profiles.liked_rows[row],
-            interests_list[row].keywords,
-            candidates.texts,
-        )
-    signals = candidates.signal_table[index + len(candidates) * trend_led].tolist()
-    return [f"{w} · {s}" if w and s else w or s for w, s in zip(whys, signals, strict=True)]
+        reasons[at] = _why_else(scored, int(index[at]), row, interests_list[row])
+    done: list[Reason] = reasons  # type: ignore[assignment]  # every None was replaced
+    for at in np.flatnonzero(trend_led).tolist():
+        done[at] = done[at]._replace(trending=True)
+    return done
 
 
-def _why_else(
-    sims: np.ndarray,
-    rows: np.ndarray,
-    index: int,
-    topics: list[tuple[str, int]],
-    liked: list[tuple[str, int]],
-    keywords: Sequence[str],
-    texts: Sequence[str],
-) -> str:
-    """Why a paper that contains none of the keywords whole was picked: the liked paper or
-    the topic most similar to it, else the keyword with most of its words in it. ``sims``
-    holds the components' cosines with the candidates, component c in row ``rows[c]``."""
-    topic, topic_sim = _closest(sims, rows, topics, index)
-    title, liked_sim = _closest(sims, rows, liked, index)
-    if liked_sim > topic_sim and liked_sim > 0:
-        return f"like '{_shorten(title)}' you liked"
-    if topic_sim > 0:
-        return f"in your topic '{topic}'"
-    if keywords:
-        return f"close to your keyword '{_nearest_keyword(keywords, texts[index])}'"
-    return ""
-
-
-def _closest(
-    sims: np.ndarray, rows: np.ndarray, labelled: list[tuple[str, int]], index: int
-) -> tuple[str, float]:
-    """The label (topic or liked paper) whose component is most similar to candidate ``index``,
-    and that similarity; "" and 0 when none is similar at all."""
-    best, top = "", 0.0
-    for label, component in labelled:
+def _why_else(scored: Scored, index: int, row: int, interests: Interests) -> Reason:
+    """Why a paper that contains none of the keywords whole was picked: the part of the
+    profile (description, topic, liked paper) that brings it the most relevance."""
+    profiles, sims, rows = scored.profiles, scored.similarities, scored.rows
+    best: Reason = TRENDING_REASON
+    top = 0.0
+    described = profiles.description_rows[row]
+    if described >= 0:
+        top = float(sims[rows[described], index])
+        terms = description_terms(interests.about, scored.candidates.texts[index])
+        if top > 0 and terms:
+            best = Reason(
+                Signal.DESCRIPTION, terms, f"matches your description: {', '.join(terms)}"
+            )
+    for name, component in profiles.topic_rows[row]:
         sim = float(sims[rows[component], index])
         if sim > top:
-            best, top = label, sim
-    return best, top
+            best, top = Reason(Signal.TOPIC, (name,), f"in your topic '{name}'"), sim
+    for title, component in profiles.liked_rows[row]:
+        sim = float(sims[rows[component], index])
+        if sim > top:
+            text = f"close to '{_shorten(title)}', a paper you liked"
+            best, top = Reason(Signal.LIKED, (title,), text), sim
+    return best
 
 
-def _nearest_keyword(keywords: Sequence[str], text: str) -> str:
-    """The keyword with most of its words in the paper, for a paper matching none whole."""
-    return max(keywords, key=lambda k: sum(f" {w} " in text for w in words(k)))
+WORD_AT = re.compile(r"\w+")
+COMPOUND = re.compile(r"\w+(?:-\w+)*")
+
+
+def description_terms(about: str, text: str, most: int = 3) -> tuple[str, ...]:
+    """The reader's own phrases from ``about`` that the paper (``phrase_text``) contains:
+    word pairs before single words, each as the reader wrote it, at most ``most``."""
+    terms = list(dict.fromkeys(features(about)))
+    terms.sort(key=lambda term: " " not in term)  # stable: pairs first, in the reader's order
+    found: list[str] = []
+    covered: set[str] = set()
+    for term in terms:
+        if f" {term} " not in text or term in covered:
+            continue
+        covered.update(term.split())
+        written = _as_written(about, term.split())
+        if written and written not in found:
+            found.append(written)
+            if len(found) == most:
+                break
+    return tuple(found)
+
+
+def _as_written(about: str, wanted: list[str]) -> str:
+    """The words ``wanted`` (folded) as the reader wrote them, hyphenated words kept whole:
+    "on-device training" for ["device", "training"]."""
+    # Each word with the bounds of the hyphenated compound it is part of.
+    spans = [
+        (fold(word.group().lower()), compound.start(), compound.end())
+        for compound in COMPOUND.finditer(about)
+        for word in WORD_AT.finditer(about, compound.start(), compound.end())
+    ]
+    n = len(wanted)
+    for at in range(len(spans) - n + 1):
+        if [word for word, _, _ in spans[at : at + n]] == wanted:
+            return about[spans[at][1] : spans[at + n - 1][2]]
+    return ""
 
 
 def _shorten(title: str, width: int = 60) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from enum import StrEnum
 from functools import partial
 from itertools import islice
 from typing import NamedTuple
@@ -10,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from papers.ranking.profiles import Interests
-from papers.ranking.reasons import explain
+from papers.ranking.reasons import Reason, author_reason, explain
 from papers.ranking.relevance import FLOOR, Scored, score_chunk
 from papers.ranking.text import PaperText
 from papers.ranking.trending import normalised_trend
@@ -20,15 +22,24 @@ DIVERSITY = 0.4  # 0 ranks by score alone; higher trades score for papers unlike
 POOL = 3  # maximal marginal relevance chooses among the best POOL * size papers
 
 
+class Section(StrEnum):
+    """The part of a digest a pick belongs to."""
+
+    AUTHORS = "authors"  # new papers by authors the reader follows, whatever their relevance
+    MATCH = "match"  # papers about the reader's interests
+    TRENDING = "trending"  # the most trending papers, when nothing matched
+
+
 class Pick(NamedTuple):
     key: int
     score: float  # what the paper was ranked by
     relevance: float  # cosine similarity between the paper and the subscriber's profile
-    reason: str
+    reason: Reason
+    section: str = Section.MATCH
 
 
-# A pick from a (key, score, relevance, reason) tuple without running Python code: a chunk
-# makes thousands of them.
+# A pick from a (key, score, relevance, reason, section) tuple without running Python code: a
+# chunk makes thousands of them.
 _new_pick = partial(tuple.__new__, Pick)
 
 
@@ -50,12 +61,16 @@ def rank_chunk(
     (``trend``: trending min-max normalised over the candidates) and picked by maximal
     marginal relevance among the best ``POOL * size``: each next pick maximises
     ``(1 - diversity) * score - diversity * (cosine to the closest paper already picked)``.
+
+    Papers by a followed author come first, in a section of their own (at most ``size``),
+    whatever their relevance: only ``seen``, liked, disliked and excluded papers are left out.
     """
     if not interests_list:
         return []
     if not candidates:
         return [[] for _ in interests_list]
     scored = score_chunk(model, candidates, interests_list, floor)
+    by_authors = _by_followed_authors(scored, interests_list)
     n_subs = len(interests_list)
     weight = np.fromiter((i.trending_weight for i in interests_list), np.float32, n_subs)
     weight = weight.clip(0.0, 1.0)
@@ -85,7 +100,7 @@ def rank_chunk(
     trend_led = share[picked] * trend[index[picked]] > (1 - share[picked]) * (
         relevance[picked] / best[owner[picked]]
     )
-    return _picks(
+    matches = _picks(
         scored,
         owner[picked],
         index[picked],
@@ -94,6 +109,45 @@ def rank_chunk(
         trend_led,
         interests_list,
     )
+    for row, picks in by_authors.items():
+        matches[row][:0] = picks
+    return matches
+
+
+def _by_followed_authors(
+    scored: Scored, interests_list: Sequence[Interests]
+) -> dict[int, list[Pick]]:
+    """Each subscriber's picks by followed authors (most relevant first), taken out of what
+    the rest of the digest may pick. A loop over the subscribers who follow someone only."""
+    candidates = scored.candidates
+    found: dict[int, list[Pick]] = {}
+    for row, interests in enumerate(interests_list):
+        if not interests.authors:
+            continue
+        hits = candidates.authors.papers_by(interests.authors)
+        never = interests.seen | {p.key for p in (*interests.liked, *interests.disliked)}
+        keys = candidates.keys
+        kept = [
+            at
+            for at in hits
+            if int(keys[at]) not in never
+            and not any(candidates.containing(x)[at] for x in interests.excluded_keywords)
+        ]
+        kept.sort(key=lambda at: -scored.relevance[row, at])
+        kept = kept[: max(interests.size, 0)]
+        if kept:
+            scored.allowed[row, kept] = False
+            found[row] = [
+                Pick(
+                    int(keys[at]),
+                    float(scored.relevance[row, at]),
+                    float(scored.relevance[row, at]),
+                    author_reason(hits[at]),
+                    Section.AUTHORS,
+                )
+                for at in kept
+            ]
+    return found
 
 
 def _select(
@@ -168,7 +222,8 @@ def _picks(
     ``owner[i]`` (ascending, best pick first) candidate ``index[i]``."""
     reasons = explain(scored, owner, index, trend_led, interests_list)
     keys = scored.candidates.keys[index].tolist()
-    fields = zip(keys, scores.tolist(), relevances.tolist(), reasons, strict=True)
+    sections = [Section.MATCH] * len(keys)
+    fields = zip(keys, scores.tolist(), relevances.tolist(), reasons, sections, strict=True)
     picks = iter(map(_new_pick, fields))
     counts = np.bincount(owner, minlength=len(interests_list)).tolist()
     return [list(islice(picks, count)) for count in counts]
@@ -186,13 +241,7 @@ def rank_catalogue(
     The relevance digests use, without trending, diversity, ``size`` or ``seen``; a pick's
     ``score`` is its relevance.
     """
-    plain = Interests(
-        topics=interests.topics,
-        keywords=interests.keywords,
-        liked=interests.liked,
-        disliked=interests.disliked,
-        excluded_keywords=interests.excluded_keywords,
-    )
+    plain = replace(interests, authors=[], trending_weight=0.0, seen=frozenset())
     if not papers:
         return []
     scored = score_chunk(model, papers, [plain], floor)

@@ -87,6 +87,7 @@ class PaperText:
     upvotes: int | None = None
     day_gain: int | None = None
     trending: float = 0.0
+    authors: list[str] = field(default_factory=list)
 
     def segments(self) -> list[str]:
         return [self.title, self.abstract, self.ai_summary, *self.ai_keywords]

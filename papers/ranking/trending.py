@@ -1,4 +1,4 @@
-"""How much a paper is trending now, from its votes and age, and its votes in words."""
+"""How much a paper is trending now, from its votes and age."""
 
 from __future__ import annotations
 
@@ -47,13 +47,3 @@ def normalised_trend(papers: Sequence[PaperText]) -> np.ndarray:
     if high - low < 1e-12:
         return np.zeros(len(papers), dtype=np.float32)
     return ((logged - low) / (high - low)).astype(np.float32)
-
-
-def votes_in_words(paper: PaperText) -> str:
-    """The paper's votes in words: "212 upvotes, +40 today"."""
-    parts = []
-    if paper.upvotes:
-        parts.append(f"{paper.upvotes} upvote" + ("s" if paper.upvotes != 1 else ""))
-    if paper.day_gain and paper.day_gain != paper.upvotes:
-        parts.append(f"+{paper.day_gain} today")
-    return ", ".join(parts)

@@ -11,8 +11,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from papers.ranking.authors import AuthorIndex
 from papers.ranking.text import CLAUSE, PaperText, features, needle, phrase_text
-from papers.ranking.trending import votes_in_words
 
 if TYPE_CHECKING:
     from papers.ranking.profiles import Components
@@ -48,7 +48,7 @@ def unit(cols: np.ndarray, vals: np.ndarray, keep: int | None = None) -> Vector:
     return cols.astype(np.int32), (vals / norm if norm else vals).astype(np.float32)
 
 
-CANDIDATE_TOKEN = attrgetter("key", "title", "abstract", "ai_summary", "upvotes", "day_gain")
+CANDIDATE_TOKEN = attrgetter("key", "title", "abstract", "ai_summary", "authors")
 
 
 class Model:
@@ -71,6 +71,7 @@ class Model:
         self.idf: np.ndarray = self.vectorizer.idf_.astype(np.float32)
         self._phrases: dict[str, Vector] = {}
         self._topics: dict[tuple[str, str], Vector] = {}
+        self._descriptions: dict[str, Vector] = {}
         self._papers: dict[tuple[int, tuple[int, int, int]], Vector] = {}
         self._candidates: tuple[tuple[Any, ...], Candidates] | None = None
 
@@ -138,6 +139,13 @@ class Model:
             merged.sum_duplicates()
             self._topics[topic] = unit(merged.indices, merged.data, COMPONENT_TERMS)
         return self._topics[topic]
+
+    def description_vector(self, text: str) -> Vector:
+        """A reader's description of their work: its distinctive terms, as a topic's."""
+        if text not in self._descriptions:
+            described = self.vectorizer.transform([features(text)])
+            self._descriptions[text] = unit(described.indices, described.data, COMPONENT_TERMS)
+        return self._descriptions[text]
 
     def paper_vector(self, paper: PaperText) -> Vector:
         """A paper's unit vector cut to its strongest terms, as a liked paper in a profile."""
@@ -209,14 +217,11 @@ class Candidates:
         self.order = np.argsort(keys, kind="stable")
         self.sorted_keys = keys[self.order]
         self.texts = [phrase_text("\n".join(p.segments())) for p in papers]
-        signals = [votes_in_words(p) for p in papers]
-        trending = [f"trending, {s}" if s else "trending" for s in signals]
-        # A pick's signal: signal_table[index] or, when trending led to it, [index + len].
-        self.signal_table = np.array(signals + trending, dtype=object)
         self.keys = keys
         self._with_word: dict[str, list[int]] | None = None  # word -> candidates having it
         self._containing: dict[str, np.ndarray] = {}
         self._similarity: np.ndarray | None = None
+        self._authors: AuthorIndex | None = None
         self._table = np.zeros((0, len(papers)), dtype=np.float32)
         self._rows: dict[Hashable, int] = {}
         self._lock = threading.Lock()
@@ -280,6 +285,13 @@ class Candidates:
                 ).toarray()
                 rows.update((idents[at], start + n) for n, at in enumerate(missing))
             return table, np.array(list(map(rows.__getitem__, idents)), dtype=np.int64)
+
+    @property
+    def authors(self) -> AuthorIndex:
+        """The candidates' authors, to find a followed author's papers."""
+        if self._authors is None:
+            self._authors = AuthorIndex([p.authors for p in self.papers])
+        return self._authors
 
     @property
     def similarity(self) -> np.ndarray:

@@ -45,6 +45,9 @@ class PaperRecord:
     ai_summary: str = ""
     ai_keywords: list[str] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
+    # An announced new version (arXiv "replace"): it updates a paper the catalogue holds and
+    # never adds one, nor lists it again.
+    update_only: bool = False
 
 
 @dataclass

@@ -55,4 +55,4 @@ class Command(BaseCommand):
             picks = plans[subscriber.id]
             self.stdout.write(f"{subscriber.email}: {len(picks) or 'nothing'} papers")
             for rank, pick in enumerate(picks, 1):
-                self.stdout.write(f"  {rank:>2}. {titles[pick.key][:80]}  ({pick.reason})")
+                self.stdout.write(f"  {rank:>2}. {titles[pick.key][:80]}  ({pick.reason.text})")

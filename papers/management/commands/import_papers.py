@@ -18,7 +18,7 @@ def parse_date(value: str) -> date:
 
 
 class Command(BaseCommand):
-    help = "Import papers from files or URLs (Daily Papers JSON/HTML, arXiv Atom, text captures)."
+    help = "Import papers from files or URLs (Daily Papers JSON/HTML, arXiv Atom/RSS, text)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("sources", nargs="+", metavar="SOURCE", help="a file path or an URL")
@@ -30,8 +30,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         listing_date = parse_date(options["date"]) if options["date"] else None
 
-        def progress(records: list[PaperRecord], label: str) -> Iterable[PaperRecord]:
-            return tqdm(records, desc=label[:30], unit="paper", file=sys.stderr, leave=False)
+        def progress(records: Iterable[PaperRecord], label: str) -> Iterable[PaperRecord]:
+            return tqdm(records, desc=label[:30], unit=" papers", file=sys.stderr, leave=False)
 
         summary = import_sources(options["sources"], options["format"], listing_date, progress)
         for warning in summary.warnings:
@@ -42,7 +42,8 @@ class Command(BaseCommand):
             self.stderr.write(f"failed: {problem}")
         self.stdout.write(
             f"{summary.new} new, {summary.updated} updated, {summary.unchanged} unchanged, "
-            f"{len(summary.invalid)} invalid, {len(summary.failed)} sources failed"
+            f"{summary.skipped} skipped, {len(summary.invalid)} invalid, "
+            f"{len(summary.failed)} sources failed"
         )
         if not summary.ok:
             sys.exit(1)

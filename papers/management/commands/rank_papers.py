@@ -59,7 +59,9 @@ class Command(BaseCommand):
                 "arxiv_id": by_key[pick.key].arxiv_id,
                 "url": by_key[pick.key].url,
                 "score": round(pick.score, 4),
-                "why": pick.reason,
+                "why": pick.reason.text,
+                "signal": pick.reason.signal,
+                "matched": list(pick.reason.matched),
             }
             for rank, pick in enumerate(picks, 1)
         ]
