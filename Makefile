@@ -21,8 +21,10 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
+# DEVTOOLS: the development tools (devtools/) are an app whatever DEBUG says, for the tests
+# that run bench_digests and chaos.
 test: lint
-	$(BIN)/pytest
+	DEVTOOLS=true $(BIN)/pytest
 
 # The property-based tests with ten times the examples from a fresh seed (`make test` and CI
 # always explore the same ones). The seed is printed: `make fuzz SEED=...` replays a run.
@@ -36,7 +38,7 @@ fuzz: install
 # prints a table and fails on any duplicate, loss or mail to someone who stopped. CI runs it.
 CHAOS_SUBSCRIBERS ?= 2000
 chaos: install
-	$(BIN)/python manage.py chaos --subscribers $(CHAOS_SUBSCRIBERS)
+	DEVTOOLS=true $(BIN)/python manage.py chaos --subscribers $(CHAOS_SUBSCRIBERS)
 
 # After changing the dependencies in pyproject.toml: refresh the lock files (requirements-dev.txt
 # for development and CI, requirements.txt, the same versions, for the Docker image), keeping
