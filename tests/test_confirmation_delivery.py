@@ -9,8 +9,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from django.test import Client
 
+from devtools.harness import SMTP_BACKEND, SmtpSink, free_port
 from newsletter.models import Subscriber
-from tests.conftest import SmtpSink, free_port
 from tests.test_digest_delivery import wait_for
 
 pytestmark = pytest.mark.integration
@@ -30,7 +30,7 @@ SIGNUP = {
 def mail_server_down(settings) -> Iterator[int]:  # type: ignore[no-untyped-def]
     """Point this process and the worker (started after) at a port where nothing listens yet."""
     port = free_port()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_BACKEND = SMTP_BACKEND
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = "127.0.0.1", port, False
     yield port
 
@@ -44,7 +44,7 @@ def test_a_signup_during_a_mail_outage_gets_its_confirmation_once_the_server_is_
     assert Subscriber.objects.get().status == "pending"
     time.sleep(2)  # the worker has tried and failed by now
 
-    sink = SmtpSink()
+    sink = SmtpSink(keep=True)
     controller = Controller(sink, hostname="127.0.0.1", port=mail_server_down)
     controller.start()
     try:
