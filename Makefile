@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 
-.PHONY: install lint test demo serve clean audit chaos lock
+.PHONY: install lint test demo demo-port serve clean audit chaos lock
 
 # Exactly the versions in the lock file, each checked against its hash; then the project itself.
 $(STAMP): pyproject.toml requirements-dev.txt
@@ -43,23 +43,20 @@ audit: install
 	$(BIN)/pip-audit --skip-editable
 
 # Set up, import the bundled papers, send demo subscribers a round of digests through a real
-# worker, then serve the site with the worker and beat until Ctrl-C.
-demo: install
-	$(BIN)/python manage.py migrate --no-input
-	$(BIN)/python manage.py load_demo_papers
-	@trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/celery -A config worker --loglevel=WARNING --concurrency=2 & \
-	$(BIN)/python manage.py demo_round || exit 1; \
-	$(BIN)/celery -A config beat --loglevel=WARNING & \
-	echo "Serving http://localhost:$(PORT)/ (admin: /admin/); Ctrl-C stops everything."; \
-	$(BIN)/python manage.py runserver $(PORT)
+# worker, then serve the site with the worker and beat until Ctrl-C. Links in emails and pages
+# follow PORT (make demo PORT=8011); a taken port is said first, before any work.
+demo: demo-port install
+	@$(BIN)/python manage.py serve --demo --port $(PORT)
+demo serve: export SITE_URL = http://localhost:$(PORT)
+
+# Bind the port for a moment (Python's standard library only: no .venv needed yet).
+PORT_FREE = $(shell $(PYTHON) -c 'import socket, sys; socket.create_server(("127.0.0.1", int(sys.argv[1])))' $(PORT) 2>/dev/null && echo yes)
+demo-port:
+	$(if $(PORT_FREE),,$(error Port $(PORT) is taken: stop what listens there or run make demo PORT=<another>))
 
 # The site with a worker and beat on the embedded (file system) broker, until Ctrl-C.
 serve: install
-	@trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/celery -A config worker --loglevel=INFO --concurrency=2 & \
-	$(BIN)/celery -A config beat --loglevel=INFO & \
-	$(BIN)/python manage.py runserver $(PORT)
+	@$(BIN)/python manage.py serve --port $(PORT)
 
 clean:
 	rm -rf var $(VENV)

@@ -53,7 +53,7 @@ class Command(BaseCommand):
         before = set(outbox.glob("*.eml")) if outbox.exists() else set()
 
         dispatch_digests.delay()
-        self.stdout.write("Queued a round of digests; waiting for the Celery worker...")
+        self.stdout.write("Sending the demo readers a round of digests through the worker...")
         deadline = time.monotonic() + options["timeout"]
         while Digest.objects.filter(subscriber__in=readers, status__in=["queued"]).exists() or (
             Digest.objects.filter(subscriber__in=readers).count() < len(readers)
@@ -62,10 +62,10 @@ class Command(BaseCommand):
                 raise CommandError("the worker did not finish the round in time; is it running?")
             time.sleep(0.5)
 
-        for digest in Digest.objects.filter(subscriber__in=readers).select_related("subscriber"):
-            status, papers = digest.get_status_display(), digest.items.count()
-            self.stdout.write(f"  {digest.subscriber}: {status}, {papers} papers")
         written = sorted(set(outbox.glob("*.eml")) - before) if outbox.exists() else []
-        self.stdout.write(f"Emails written to {outbox}/:")
-        for path in written:
-            self.stdout.write(f"  {path}")
+        self.stdout.write(f"Their emails, in {outbox}/:")
+        for digest in Digest.objects.filter(subscriber__in=readers).select_related("subscriber"):
+            address = digest.subscriber.email  # type: ignore[union-attr]
+            files = [p.name for p in written if f"-{address}-" in p.name]
+            status, papers = digest.get_status_display().lower(), digest.items.count()
+            self.stdout.write(f"  {address}: {status}, {papers} papers  {' '.join(files)}")
