@@ -45,6 +45,17 @@ def _fast_and_isolated(settings, tmp_path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
+def eager_tasks() -> Iterator[None]:
+    """Celery tasks run where they are queued, in this process (after the commit, for those
+    queued on commit)."""
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture
 def postgres() -> None:
     if connection.vendor != "postgresql":
         missing_service("needs PostgreSQL: set DATABASE_URL=postgres://...")
