@@ -9,8 +9,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from django.test import Client
 
+from devtools.harness import SmtpSink, free_port
 from newsletter.models import Subscriber
-from tests.conftest import SmtpSink, free_port
 from tests.test_digest_delivery import wait_for
 
 pytestmark = pytest.mark.integration
