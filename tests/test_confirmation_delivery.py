@@ -44,7 +44,7 @@ def test_a_signup_during_a_mail_outage_gets_its_confirmation_once_the_server_is_
     assert Subscriber.objects.get().status == "pending"
     time.sleep(2)  # the worker has tried and failed by now
 
-    sink = SmtpSink()
+    sink = SmtpSink(keep=True)
     controller = Controller(sink, hostname="127.0.0.1", port=mail_server_down)
     controller.start()
     try:
