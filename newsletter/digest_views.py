@@ -1,30 +1,20 @@
 """Pages reached from a digest: the digest in a browser and the feedback links."""
 
-from typing import Any
-
-from django.core import signing
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from newsletter import digests, emails, tracking
-from newsletter.models import Click, Digest, DigestItem, Feedback
+from newsletter.models import Click, Digest, DigestItem, Feedback, InterestProfile
 
 LINK_MAX_AGE = 60 * 60 * 24 * 180  # digest links keep working for half a year
 
 
-def unsign(token: str, purpose: str) -> Any:
-    try:
-        return signing.loads(token, salt=f"newsletter.{purpose}", max_age=LINK_MAX_AGE)
-    except signing.BadSignature:
-        raise Http404("This link is broken or has expired.") from None
-
-
 def digest_id(token: str) -> int:
-    value = unsign(token, "digest")
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise Http404("This link is broken.")
+    value = emails.signed_id(token, "digest", LINK_MAX_AGE)
+    if value is None:
+        raise Http404("This link is broken or has expired.")
     return value
 
 
@@ -52,6 +42,15 @@ def digest_item(token: str, paper_id: int) -> tuple[DigestItem, int]:
     return item, item.digest.subscriber_id
 
 
+def profile_of(item: DigestItem) -> int | None:
+    """The profile a vote or click on ``item`` teaches: the one the paper was picked for, else
+    (a trending paper sent when nothing matched) the subscriber's first."""
+    if item.profile_id or item.digest.subscriber_id is None:
+        return item.profile_id
+    first = InterestProfile.objects.filter(subscriber_id=item.digest.subscriber_id)
+    return first.order_by("slot").values_list("id", flat=True).first()
+
+
 @require_http_methods(["GET", "HEAD"])
 def follow(request: HttpRequest, token: str, paper_id: int, kind: str) -> HttpResponse:
     """A paper link from a digest: count the click, then redirect to that paper's own link of
@@ -62,7 +61,11 @@ def follow(request: HttpRequest, token: str, paper_id: int, kind: str) -> HttpRe
         raise Http404("That paper has no such link.")
     if tracking.from_reader(request):
         Click.objects.create(
-            digest=item.digest, subscriber_id=subscriber_id, paper=item.paper, url=url
+            digest=item.digest,
+            subscriber_id=subscriber_id,
+            paper=item.paper,
+            url=url,
+            profile_id=profile_of(item),
         )
     return HttpResponseRedirect(url)
 
@@ -82,6 +85,11 @@ def feedback(request: HttpRequest, token: str, paper_id: int, vote: int) -> Http
         Feedback.objects.update_or_create(
             subscriber_id=subscriber_id,
             paper=item.paper,
-            defaults={"value": vote, "digest": item.digest, "at": timezone.now()},
+            defaults={
+                "value": vote,
+                "digest": item.digest,
+                "at": timezone.now(),
+                "profile_id": profile_of(item),
+            },
         )
     return render(request, "newsletter/feedback_thanks.html", {"paper": item.paper, "vote": vote})

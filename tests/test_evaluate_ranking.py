@@ -51,7 +51,7 @@ def test_simulated_readers_press_the_links_and_leave_nothing_behind() -> None:
 
 
 def test_the_simulation_records_votes_through_the_feedback_links(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from newsletter import feedback_simulation
+    from devtools import feedback as feedback_simulation
 
     votes: list[int] = []
     original = feedback_simulation._simulate

@@ -8,11 +8,12 @@ papers and "less like this" on the others through the links the email carries (t
 view at ``/digest/<token>/<paper>/more/``). Precision@size per round says how fast the
 ranking learns.
 
-It lives in ``newsletter`` because that is where subscribers, digests and feedback links are;
-``papers`` never imports ``newsletter``, so its pure nDCG evaluation (``papers.evaluation``)
-cannot run it. Everything happens in one transaction that is rolled back: the database is
-left as it was. Run it on a database without other papers for the published figures (the
-catalogue model is fitted on every paper there is).
+It is development tooling, beside the benchmark in ``devtools`` and out of the production
+image: it drives the newsletter's composition and its feedback links (with Django's test
+client), and ``papers`` never imports ``newsletter``, so the pure nDCG evaluation
+(``papers.evaluation``) could not run it. Everything happens in one transaction that is
+rolled back: the database is left as it was. Run it on a database without other papers for
+the published figures (the catalogue model is fitted on every paper there is).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from newsletter.feedback_simulation import DAYS, SEEDS, SIZE, simulate
+from devtools.feedback import DAYS, SEEDS, SIZE, simulate
 from papers import evaluation
 from papers.models import Topic
 from papers.ranking_data import embedding_model
