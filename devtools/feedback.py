@@ -31,7 +31,7 @@ from django.test import Client
 
 from newsletter.digests import TO_RENDER, compose_chunk
 from newsletter.emails import digest_context
-from newsletter.models import Digest, Subscriber
+from newsletter.models import Digest, InterestProfile, Subscriber
 from papers.evaluation import Profile
 from papers.models import Paper, Topic
 from papers.sources import PaperRecord, title_key
@@ -80,7 +80,9 @@ def simulate(
     first = runs[True][0]
 
     def mean(curves: list[Curve], attribute: str) -> list[float]:
-        return [fmean(values) for values in zip(*(getattr(c, attribute) for c in curves))]
+        return [
+            fmean(values) for values in zip(*(getattr(c, attribute) for c in curves), strict=True)
+        ]
 
     return Curve(
         size=size,
@@ -123,9 +125,9 @@ def _simulate(
             email=f"simulated-{n}@readers.invalid",
             status=Subscriber.Status.ACTIVE,
             digest_size=size,
-            trending_weight=0.2,
         )
-        subscriber.topics.set([topics[profile.start_topic]])
+        interests = InterestProfile.objects.create(subscriber=subscriber, trending_weight=0.2)
+        interests.topics.set([topics[profile.start_topic]])
         readers[subscriber.id] = {title_key(t) for t in profile.relevant}
         names[subscriber.id] = profile.name
     client = Client(HTTP_HOST=urlsplit(settings.SITE_URL).hostname or "localhost")

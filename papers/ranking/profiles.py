@@ -190,9 +190,7 @@ def build_profiles(model: Model, interests_list: Sequence[Interests]) -> Profile
         start = int(indptr[row] + stated[row])
         papers = indices[order][start : start + int(rated[row])]
         labels = np.repeat([1.0, -1.0], [counts[3, row], counts[4, row]])
-        values[start : start + len(papers)] = feedback_model(
-            parts, papers, labels
-        )
+        values[start : start + len(papers)] = feedback_model(parts, papers, labels)
     combination = sp.csr_matrix(
         (values, indices[order], indptr), shape=(n_subs, len(parts.vectors))
     )
