@@ -19,9 +19,18 @@ REQUIRE_SERVICES = os.environ.get("PAPERBOY_REQUIRE_SERVICES") == "1"
 
 # In CI the property-based tests explore the same examples every run, so a red build names a
 # reproducible bug; elsewhere each run explores new ones (and a failure prints its blob).
+# `make fuzz` (PAPERBOY_FUZZ=1) explores ten times as many from a fresh seed it prints.
+FUZZ = os.environ.get("PAPERBOY_FUZZ") == "1"
+EXAMPLES_FACTOR = 10 if FUZZ else 1
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
 hypothesis_settings.register_profile("dev", print_blob=True)
-hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
+hypothesis_settings.register_profile("fuzz", max_examples=100 * EXAMPLES_FACTOR, print_blob=True)
+hypothesis_settings.load_profile("fuzz" if FUZZ else "ci" if os.environ.get("CI") else "dev")
+
+
+def examples(count: int) -> int:
+    """A property test's number of examples: ``count``, ten times as many under `make fuzz`."""
+    return count * EXAMPLES_FACTOR
 
 
 def missing_service(reason: str) -> None:
@@ -40,6 +49,16 @@ def _fast_and_isolated(settings, tmp_path):  # type: ignore[no-untyped-def]
     from django.core.cache import cache
 
     cache.clear()  # rate-limit counters must not leak from one test into the next
+
+
+@pytest.fixture
+def eager_tasks() -> Iterator[None]:
+    """Tasks queued by the code under test run at once in this process, errors raised."""
+    from config.celery import app
+
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager = app.conf.task_eager_propagates = False
 
 
 @pytest.fixture
