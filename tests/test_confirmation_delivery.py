@@ -6,10 +6,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.test import Client
 
-from devtools.harness import SMTP_BACKEND, SmtpSink, free_port
+from devtools.harness import SmtpSink, free_port, smtp_sink
 from newsletter.models import Subscriber
 from tests.test_digest_delivery import wait_for
 
@@ -30,7 +29,7 @@ SIGNUP = {
 def mail_server_down(settings) -> Iterator[int]:  # type: ignore[no-untyped-def]
     """Point this process and the worker (started after) at a port where nothing listens yet."""
     port = free_port()
-    settings.EMAIL_BACKEND = SMTP_BACKEND
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = "127.0.0.1", port, False
     yield port
 
@@ -44,13 +43,8 @@ def test_a_signup_during_a_mail_outage_gets_its_confirmation_once_the_server_is_
     assert Subscriber.objects.get().status == "pending"
     time.sleep(2)  # the worker has tried and failed by now
 
-    sink = SmtpSink(keep=True)
-    controller = Controller(sink, hostname="127.0.0.1", port=mail_server_down)
-    controller.start()
-    try:
+    with smtp_sink(SmtpSink(keep=True), mail_server_down) as (sink, _):
         assert wait_for(lambda: len(sink.messages) >= 1), "the confirmation never came"
         time.sleep(2)
-    finally:
-        controller.stop()
     [message] = sink.messages
     assert b"To: ada@example.org" in message and re.search(rb"/confirm/\S+/", message)
