@@ -218,17 +218,16 @@ def test_two_signups_of_one_new_address_at_the_same_moment_make_one_pending_row(
     form_data = SignupForm(form(email="ada@example.org"))
     assert form_data.is_valid(), form_data.errors
     apply_preferences = subscriptions.apply_preferences
-    raced = []
+    raced: list[bool] = []
+
+    def other_request() -> None:
+        subscriptions.signup(form_data.cleaned_data, "203.0.113.8", "Chrome")
+        connection.close()
 
     def the_other_request_commits_first(subscriber, cleaned):  # type: ignore[no-untyped-def]
         if not raced:
             raced.append(True)
-            other = threading.Thread(
-                target=lambda: (
-                    subscriptions.signup(form_data.cleaned_data, "203.0.113.8", "Chrome"),
-                    connection.close(),
-                )
-            )
+            other = threading.Thread(target=other_request)
             other.start()
             other.join()
         apply_preferences(subscriber, cleaned)
