@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from config import views
 from newsletter import dashboard
@@ -8,12 +10,19 @@ from newsletter.tracking import webhook_urls
 urlpatterns = [
     path("admin/dashboard/", admin.site.admin_view(dashboard.dashboard), name="admin-dashboard"),
     path(
+        "admin/dashboard/charts/<slug:name>.svg",
+        admin.site.admin_view(dashboard.chart),
+        name="admin-dashboard-chart",
+    ),
+    path(
         "admin/import-papers/",
         admin.site.admin_view(dashboard.import_papers),
         name="admin-import-papers",
     ),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
+    # Browsers ask for /favicon.ico whatever the page says.
+    path("favicon.ico", RedirectView.as_view(url=static("newsletter/favicon.svg"))),
     path("anymail/", include(webhook_urls())),
     path("", include("newsletter.urls")),
 ]
