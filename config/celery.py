@@ -14,6 +14,15 @@ app.autodiscover_tasks()
 
 
 @worker_process_init.connect
+def load_embedding_model(**_: object) -> None:
+    """The operator's embedding model (``PAPERS_EMBEDDING_MODEL``), loaded once as the worker
+    process starts rather than by its first digest (and before its objects are frozen)."""
+    from papers.ranking_data import embedding_model
+
+    embedding_model()
+
+
+@worker_process_init.connect
 def freeze_startup_objects(**_: object) -> None:
     """Leave what a worker process starts with out of garbage collection: Django's, Celery's
     and our modules, classes and functions, some 230,000 objects that live as long as the

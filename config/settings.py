@@ -285,7 +285,11 @@ DIGEST_CLAIM_LEASE_MINUTES = env_int("DIGEST_CLAIM_LEASE_MINUTES", 15, minimum=1
 DIGEST_DAILY_WINDOW_DAYS = env_int("DIGEST_DAILY_WINDOW_DAYS", 2, minimum=1)
 DIGEST_WEEKLY_WINDOW_DAYS = env_int("DIGEST_WEEKLY_WINDOW_DAYS", 8, minimum=1)
 # Relevance (cosine similarity, percent) below which a paper is never picked.
-DIGEST_RELEVANCE_FLOOR = env_int("DIGEST_RELEVANCE_FLOOR_PERCENT", 5, minimum=0) / 100
+DIGEST_RELEVANCE_FLOOR = env_int("DIGEST_RELEVANCE_FLOOR_PERCENT", 8, minimum=0) / 100
+# A pretrained static embedding model (model2vec) for semantic relevance: a local path or a
+# model name on the Hugging Face hub, loaded once per worker as it starts. Empty: semantics
+# are learnt from the catalogue itself (latent semantic analysis), nothing is downloaded.
+PAPERS_EMBEDDING_MODEL = env_str("PAPERS_EMBEDDING_MODEL", "")
 # "skip": no digest when nothing passes the floor; "trending": send top trending with a note.
 DIGEST_WHEN_NOTHING_MATCHES = env_str("DIGEST_WHEN_NOTHING_MATCHES", "skip")
 if DIGEST_WHEN_NOTHING_MATCHES not in ("skip", "trending"):

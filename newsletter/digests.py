@@ -60,7 +60,7 @@ from newsletter.models import Click, Digest, DigestItem, Feedback, Subscriber
 from papers import ranking
 from papers.models import Paper
 from papers.ranking.reasons import TRENDING_REASON
-from papers.ranking_data import paper_text
+from papers.ranking_data import embedding_model, paper_text
 
 log = logging.getLogger(__name__)
 Status = Subscriber.Status
@@ -125,7 +125,7 @@ def catalogue_model(state: Catalogue | None = None) -> ranking.Model:
         now = timezone.now()
         papers = [paper_text(p, now) for p in Paper.objects.all()]
         _model_cache.clear()
-        _model_cache[state] = ranking.fit_model(papers)
+        _model_cache[state] = ranking.fit_model(papers, embedding_model())
     return _model_cache[state]
 
 

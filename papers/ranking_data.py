@@ -2,8 +2,19 @@
 
 from datetime import datetime
 
+from django.conf import settings
+
 from papers.models import Paper
 from papers.ranking import PaperText, trending_score
+from papers.ranking.embedding import load
+from papers.ranking.semantic import Encoder
+
+
+def embedding_model() -> Encoder | None:
+    """The operator's pretrained embedding model (``PAPERS_EMBEDDING_MODEL``), loaded once per
+    process; None when none is set (semantics are then learnt from the catalogue)."""
+    name = settings.PAPERS_EMBEDDING_MODEL
+    return load(name) if name else None
 
 
 def paper_text(paper: Paper, now: datetime) -> PaperText:

@@ -60,11 +60,13 @@ def test_it_prints_the_relevant_papers_best_first_with_why(catalogue) -> None:  
 def test_json_output_lists_title_arxiv_id_score_and_why(catalogue) -> None:  # type: ignore[no-untyped-def]
     rows = json.loads(rank("--keywords", "graph neural networks, diffusion", "--json"))
 
-    assert [row["arxiv_id"] for row in rows] == ["2501.00002", "2501.00001"]
-    first = rows[0]
-    assert first["title"] == "Message passing on molecules"
-    assert isinstance(first["score"], float) and first["score"] > 0
-    assert first["why"] == "matches your keyword 'graph neural networks'"
+    by_id = {row["arxiv_id"]: row for row in rows}
+    assert set(by_id) == {"2501.00001", "2501.00002"}
+    graphs = by_id["2501.00002"]
+    assert graphs["title"] == "Message passing on molecules"
+    assert isinstance(graphs["score"], float) and graphs["score"] > 0
+    assert graphs["why"] == "matches your keyword 'graph neural networks'"
+    assert (graphs["signal"], graphs["matched"]) == ("keyword", ["graph neural networks"])
 
 
 def test_limit_caps_the_list(catalogue) -> None:  # type: ignore[no-untyped-def]

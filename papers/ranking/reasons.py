@@ -9,14 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from enum import StrEnum
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from papers.ranking.profiles import Interests, Profiles
 from papers.ranking.relevance import Scored
-from papers.ranking.text import features, fold
+from papers.ranking.text import fold, text_terms
 from papers.ranking.vectors import Candidates
 
 
@@ -108,8 +108,9 @@ def explain(
     index: np.ndarray,
     trend_led: np.ndarray,
     interests_list: Sequence[Interests],
-) -> list[Reason]:
-    """Why each pick was picked: pick i gave subscriber ``owner[i]`` candidate ``index[i]``.
+) -> list[Reason | None]:
+    """Why each pick was picked: pick i gave subscriber ``owner[i]`` candidate ``index[i]``;
+    None for a pick nothing in the profile explains (it is no match).
 
     The keywords the paper contains come from one lookup for the chunk, and a keyword reason
     is made once per pair of keywords; the loop runs over the few picks no keyword explains.
@@ -128,35 +129,50 @@ def explain(
     for at in [at for at, reason in enumerate(reasons) if reason is None]:
         row = int(owner[at])
         reasons[at] = _why_else(scored, int(index[at]), row, interests_list[row])
-    done: list[Reason] = reasons  # type: ignore[assignment]  # every None was replaced
     for at in np.flatnonzero(trend_led).tolist():
-        done[at] = done[at]._replace(trending=True)
-    return done
+        reason = reasons[at]
+        if reason is not None:
+            reasons[at] = reason._replace(trending=True)
+    return reasons
 
 
-def _why_else(scored: Scored, index: int, row: int, interests: Interests) -> Reason:
+def _why_else(scored: Scored, index: int, row: int, interests: Interests) -> Reason | None:
     """Why a paper that contains none of the keywords whole was picked: the part of the
-    profile (description, topic, liked paper) that brings it the most relevance."""
+    profile (description, topic, liked paper, a keyword's meaning) closest to it; None when
+    no part of the profile is close to it at all (it is then no match)."""
     profiles, sims, rows = scored.profiles, scored.similarities, scored.rows
-    best: Reason = TRENDING_REASON
+    best: Reason | None = None
     top = 0.0
     described = profiles.description_rows[row]
     if described >= 0:
         top = float(sims[rows[described], index])
-        terms = description_terms(interests.about, scored.candidates.texts[index])
-        if top > 0 and terms:
-            best = Reason(
-                Signal.DESCRIPTION, terms, f"matches your description: {', '.join(terms)}"
+        if top > 0:
+            terms = description_terms(interests.about, scored.candidates.texts[index])
+            text = (
+                f"matches your description: {', '.join(terms)}"
+                if terms
+                else "close in meaning to your description"
             )
+            best = Reason(Signal.DESCRIPTION, terms, text)
     for name, component in profiles.topic_rows[row]:
         sim = float(sims[rows[component], index])
         if sim > top:
             best, top = Reason(Signal.TOPIC, (name,), f"in your topic '{name}'"), sim
+    learnt = row in profiles.learners
     for title, component in profiles.liked_rows[row]:
         sim = float(sims[rows[component], index])
         if sim > top:
             text = f"close to '{_shorten(title)}', a paper you liked"
-            best, top = Reason(Signal.LIKED, (title,), text), sim
+            if learnt:
+                best = Reason(Signal.FEEDBACK, (title,), f"{text} (learnt from your feedback)")
+            else:
+                best = Reason(Signal.LIKED, (title,), text)
+            top = sim
+    for phrase, component in zip(interests.keywords, profiles.keyword_rows[row], strict=False):
+        sim = float(sims[rows[component], index])
+        if sim > top:
+            text = f"close in meaning to your keyword '{phrase}'"
+            best, top = Reason(Signal.KEYWORD, (phrase,), text), sim
     return best
 
 
@@ -167,20 +183,26 @@ COMPOUND = re.compile(r"\w+(?:-\w+)*")
 def description_terms(about: str, text: str, most: int = 3) -> tuple[str, ...]:
     """The reader's own phrases from ``about`` that the paper (``phrase_text``) contains:
     word pairs before single words, each as the reader wrote it, at most ``most``."""
-    terms = list(dict.fromkeys(features(about)))
-    terms.sort(key=lambda term: " " not in term)  # stable: pairs first, in the reader's order
     found: list[str] = []
     covered: set[str] = set()
-    for term in terms:
-        if f" {term} " not in text or term in covered:
+    for term, written in _phrases_of(about):
+        if term in covered or f" {term} " not in text:
             continue
         covered.update(term.split())
-        written = _as_written(about, term.split())
-        if written and written not in found:
+        if written not in found:
             found.append(written)
             if len(found) == most:
                 break
     return tuple(found)
+
+
+@lru_cache(maxsize=4096)
+def _phrases_of(about: str) -> tuple[tuple[str, str], ...]:
+    """A description's terms, pairs first in the reader's order, each with the words as the
+    reader wrote them (once per description: many picks are explained by the same one)."""
+    terms = sorted(text_terms(about), key=lambda term: " " not in term)  # stable
+    written = ((term, _as_written(about, term.split())) for term in terms)
+    return tuple((term, words) for term, words in written if words)
 
 
 def _as_written(about: str, wanted: list[str]) -> str:

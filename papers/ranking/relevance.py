@@ -9,11 +9,11 @@ from itertools import chain
 import numpy as np
 import scipy.sparse as sp
 
-from papers.ranking.profiles import Interests, Profiles, build_profiles, row_norms
+from papers.ranking.profiles import Interests, Profiles, build_profiles, row_norms, unit_rows
 from papers.ranking.text import PaperText
 from papers.ranking.vectors import Candidates, Model
 
-FLOOR = 0.05  # cosine below which a paper is unrelated, however empty the digest
+FLOOR = 0.08  # relevance below which a paper is unrelated, however empty the digest
 
 
 @dataclass
@@ -34,9 +34,13 @@ def score_chunk(
     """Cosine of every profile with every candidate, for the whole chunk at once.
 
     A profile is a weighted sum of components, so its cosine with a paper is the same
-    weighted sum of the components' cosines, over the profile's length:
+    weighted sum of the components' similarities, over the profile's length:
 
-        relevance = (weights / |weights @ components|) @ (components @ candidates.T)
+        relevance = (weights / |weights @ unit(components)|) @ similarities
+
+    (``similarities``: each component's blend of lexical and semantic cosine with each
+    candidate, see ``vectors.blend``; a component the catalogue only partly knows is shorter
+    than 1, and the profile's length counts it whole.)
 
     The distinct components of a chunk (a topic or a popular keyword is shared by many
     subscribers) meet the candidates in one sparse product, kept from chunk to chunk
@@ -46,7 +50,7 @@ def score_chunk(
     candidates = model.candidates(papers)
     profiles = build_profiles(model, interests_list)
     weights = profiles.weights
-    lengths = row_norms(weights @ profiles.components)
+    lengths = row_norms(weights @ unit_rows(profiles.components))
     similarities, rows = candidates.component_rows(profiles.parts)
     combination = sp.csr_matrix(
         (

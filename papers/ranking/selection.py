@@ -226,7 +226,8 @@ def _picks(
     fields = zip(keys, scores.tolist(), relevances.tolist(), reasons, sections, strict=True)
     picks = iter(map(_new_pick, fields))
     counts = np.bincount(owner, minlength=len(interests_list)).tolist()
-    return [list(islice(picks, count)) for count in counts]
+    # A pick nothing in the profile explains is no match: never sent as one.
+    return [[p for p in islice(picks, count) if p.reason is not None] for count in counts]
 
 
 def rank_catalogue(

@@ -8,12 +8,14 @@ keywords use literal phrase search: whole words, any case, plural folded.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 TITLE_REPEATS = 2
+PHRASE_WORD_WEIGHT = 0.35  # a phrase's single words, relative to its word pairs
 
 WORD = re.compile(r"\w+")
 # Phrases do not run across clause punctuation: "images, videos" is not "images videos".
@@ -28,6 +30,13 @@ KEPT_WORDS = frozenset({
 })
 # fmt: on
 STOP_WORDS = ENGLISH_STOP_WORDS - KEPT_WORDS
+# How people introduce their work in a description of it: no paper is about these.
+SELF_DESCRIPTION = re.compile(
+    r"\b(?:i|we|my|our)\s+(?:(?:am|are|mostly|mainly|currently|also)\s+)*"
+    r"(?:work(?:ing)?|research(?:ing)?|stud(?:y|ying)|focus(?:ing)?|interested|interests?|"
+    r"lab|group|team|thesis|phd)(?:\s+(?:on|in|is|are|about|with))?\b",
+    re.IGNORECASE,
+)
 
 
 def fold(word: str) -> str:
@@ -47,7 +56,8 @@ def features(text: str) -> list[str]:
     """The terms of a text: words that are not stop words, and pairs of adjacent ones.
 
     A pair never bridges a stop word or clause punctuation, so "diffusion and models" is not
-    the phrase "diffusion models".
+    the phrase "diffusion models". A kept word ("few", "one", "next") is a term only in a
+    pair: "few-shot" is, "a few hundred" says nothing of few-shot learning.
     """
     terms: list[str] = []
     for clause in CLAUSE.split(text):
@@ -56,11 +66,34 @@ def features(text: str) -> list[str]:
             if len(word) < 2 or word in STOP_WORDS:
                 previous = ""
                 continue
-            terms.append(word)
+            if word not in KEPT_WORDS:
+                terms.append(word)
             if previous:
                 terms.append(f"{previous} {word}")
             previous = word
     return terms
+
+
+def phrase_terms(phrase: str) -> dict[str, float]:
+    """A keyword's terms and their weights: its word pairs weigh most, its single words
+    ``PHRASE_WORD_WEIGHT`` (all of a one-word keyword, or of a clause of one word)."""
+    weights: dict[str, float] = {}
+    for clause in CLAUSE.split(phrase):
+        terms = features(clause)
+        single = len(terms) == 1
+        for term in terms:
+            share = 1.0 if single or " " in term else PHRASE_WORD_WEIGHT
+            weights[term] = max(weights.get(term, 0.0), share)
+    return weights
+
+
+def text_terms(text: str) -> dict[str, float]:
+    """A longer text's terms (words and pairs) and their weights: 1 + log of their count.
+    The words people use to talk about their work ("I study", "my research") are left out."""
+    counts: dict[str, int] = {}
+    for term in features(SELF_DESCRIPTION.sub(" , ", text)):
+        counts[term] = counts.get(term, 0) + 1
+    return {term: 1.0 + math.log(n) for term, n in counts.items()}
 
 
 def phrase_text(text: str) -> str:

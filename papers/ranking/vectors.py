@@ -12,16 +12,41 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from papers.ranking.authors import AuthorIndex
-from papers.ranking.text import CLAUSE, PaperText, features, needle, phrase_text
+from papers.ranking.semantic import (
+    LATENT_FROM,
+    Embeddings,
+    Encoder,
+    LatentSemantics,
+    NoSemantics,
+    Semantics,
+)
+from papers.ranking.text import (
+    PaperText,
+    features,
+    needle,
+    phrase_terms,
+    phrase_text,
+    text_terms,
+)
 
 if TYPE_CHECKING:
     from papers.ranking.profiles import Components
 
-PHRASE_WORD_WEIGHT = 0.35  # a phrase's single words, relative to its word pairs
 TOPIC_NAME_SHARE = 0.5  # of a topic's vector; the description gives the rest
 # A topic's or a liked paper's vector keeps its strongest terms only (Rocchio's term
 # selection): its distinctive words, not every word its description happens to use.
 COMPONENT_TERMS = 40
+# Pseudo-relevance feedback: how far a component moves towards its EXPANSION_PAPERS closest
+# papers, by kind, and how many terms it keeps then.
+EXPANSION = {"keyword": 0.0, "description": 0.3, "topic": 0.3, "paper": 0.4}
+EXPANSION_PAPERS = 8
+EXPANSION_TERMS = 80
+EXPANSION_FROM = 20  # papers in the catalogue, below which there is no neighbourhood to use
+# BM25's term saturation and length normalisation. K1 is higher than the textbook 1.2: a
+# paper's subject, said in its title (counted twice) and again and again in its abstract,
+# should stay above a word it mentions once or twice.
+BM25_K1 = 4.0
+BM25_B = 0.75
 LARGE_CATALOGUE = 500  # from this size on, word pairs seen in a single paper are dropped
 # Terms in more than this share of the papers say little about a paper and are the longest
 # posting lists of the products; dropped once the catalogue has COMMON_FROM papers.
@@ -30,7 +55,35 @@ COMMON_FROM = 20
 SIMILARITY_CACHE_BYTES = 32 << 20  # components' similarities kept per set of candidates
 LOOKUP_LIMIT = 1 << 24  # paper keys below this are found through a table, others by search
 
+# Semantic cosines below this say nothing: unrelated papers are that close by chance.
+MEANING_FROM = 0.1
+
 Vector = tuple[np.ndarray, np.ndarray]  # (feature indices, weights)
+
+
+def blend(
+    lexical: np.ndarray,
+    covered: np.ndarray,
+    semantic: np.ndarray | None,
+    shares: np.ndarray,
+    enough: np.ndarray,
+) -> np.ndarray:
+    """A component's similarity to papers: its lexical cosine where the paper has ``enough``
+    of the component's terms (``covered``: the share of its weight the paper has; one word of
+    "lattice quantum chromodynamics" is not enough), and its semantic cosine above chance
+    (``MEANING_FROM``, rescaled to [0, 1]), mixed by the component's semantic share."""
+    lexical = np.where(covered >= enough[:, None], lexical, 0.0)
+    if semantic is None:
+        return lexical
+    meaning = np.clip((semantic - MEANING_FROM) / (1 - MEANING_FROM), 0.0, 1.0)
+    share = shares[:, None]
+    return (1 - share) * lexical + share * meaning
+
+
+def row_lengths(matrix: sp.csr_matrix) -> np.ndarray:
+    lengths = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    lengths[lengths == 0] = 1.0
+    return lengths
 
 
 def _given(terms: list[str]) -> list[str]:
@@ -48,6 +101,56 @@ def unit(cols: np.ndarray, vals: np.ndarray, keep: int | None = None) -> Vector:
     return cols.astype(np.int32), (vals / norm if norm else vals).astype(np.float32)
 
 
+class Lexicon:
+    """Terms to weights, BM25's way: a term's weight in a text is its idf times its count
+    saturated by the text's length (``BM25_K1``, ``BM25_B``); rows are then scaled to length 1,
+    so that relevance is a cosine whatever the length of the interest it is compared with."""
+
+    def __init__(
+        self, vocabulary: list[str], analysed: Sequence[list[str]], common: set[str]
+    ) -> None:
+        self.common = common  # terms in too many papers to be kept
+        self.counter = TfidfVectorizer(
+            analyzer=_given,
+            vocabulary=vocabulary or ["paper"],  # an empty catalogue still makes a (blind) model
+            use_idf=False,
+            norm=None,
+            dtype=np.float32,
+        )
+        counts = self.counter.fit_transform(analysed or [[]])[: len(analysed)]
+        n = max(len(analysed), 1)
+        df = np.bincount(sp.csr_matrix(counts).indices, minlength=len(self.counter.vocabulary_))
+        self.df = df.astype(np.int32)
+        # Smoothed as scikit-learn's TF-IDF: a term in half the papers still says something.
+        self.idf = (np.log((1 + n) / (1 + df)) + 1).astype(np.float32)
+        lengths = np.asarray(counts.sum(axis=1)).ravel()
+        self.average_length = float(lengths.mean()) if len(lengths) else 1.0
+        self.vocabulary: dict[str, int] = self.counter.vocabulary_
+        self.unseen_idf = float(np.log(1 + n) + 1)  # a term no paper has
+        self.common_idf = float(np.log((1 + n) / (1 + n * COMMON_SHARE)) + 1)
+
+    def weight(self, term: str) -> tuple[int, float]:
+        """A term's column (-1 when it is not one) and idf; a term the catalogue does not have
+        weighs as the rarest (it is what the reader asks for, and no paper has it), a term
+        dropped as too common as the commonest kept."""
+        col = self.vocabulary.get(term, -1)
+        if col >= 0:
+            return col, float(self.idf[col])
+        return -1, self.common_idf if term in self.common else self.unseen_idf
+
+    def transform(self, analysed: Sequence[list[str]]) -> sp.csr_matrix:
+        counts = sp.csr_matrix(self.counter.transform(analysed), dtype=np.float32)
+        lengths = np.asarray(counts.sum(axis=1)).ravel()
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths / max(self.average_length, 1e-9))
+        rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
+        counts.data = counts.data * (BM25_K1 + 1) / (counts.data + norm[rows])
+        counts.data *= self.idf[counts.indices]
+        squares = np.asarray(counts.multiply(counts).sum(axis=1)).ravel()
+        scale = 1 / np.sqrt(np.where(squares > 0, squares, 1.0))
+        counts.data *= np.repeat(scale, np.diff(counts.indptr)).astype(np.float32)
+        return counts
+
+
 CANDIDATE_TOKEN = attrgetter("key", "title", "abstract", "ai_summary", "authors")
 
 
@@ -59,24 +162,32 @@ class Model:
     fitted paper reuses its vector, any other is vectorised on the fly.
     """
 
-    def __init__(self, vectorizer: TfidfVectorizer, papers: Sequence[PaperText], matrix: Any):
+    def __init__(
+        self,
+        vectorizer: Lexicon,
+        papers: Sequence[PaperText],
+        matrix: Any,
+        semantics: Semantics,
+    ):
         self.vectorizer = vectorizer
         self.matrix: sp.csr_matrix = matrix
         self.papers = list(papers)
         self.rows = {p.key: row for row, p in enumerate(papers)}
+        self.semantics = semantics
         self._reset_caches()
 
     def _reset_caches(self) -> None:
-        self.vocabulary: dict[str, int] = self.vectorizer.vocabulary_
-        self.idf: np.ndarray = self.vectorizer.idf_.astype(np.float32)
+        self.vocabulary: dict[str, int] = self.vectorizer.vocabulary
+        self.idf: np.ndarray = self.vectorizer.idf
         self._phrases: dict[str, Vector] = {}
         self._topics: dict[tuple[str, str], Vector] = {}
         self._descriptions: dict[str, Vector] = {}
         self._papers: dict[tuple[int, tuple[int, int, int]], Vector] = {}
+        self._meanings: dict[Hashable, np.ndarray] = {}
         self._candidates: tuple[tuple[Any, ...], Candidates] | None = None
 
     def __getstate__(self) -> dict[str, object]:
-        kept = ("vectorizer", "matrix", "papers", "rows")
+        kept = ("vectorizer", "matrix", "papers", "rows", "semantics")
         return {k: self.__dict__[k] for k in kept}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -107,44 +218,76 @@ class Model:
         stacked = sp.vstack([self.matrix[[rows[i] for i in known]], computed], format="csr")
         return sp.csr_matrix(stacked[np.argsort(known + fresh)], dtype=np.float32)
 
+    def dense(self, papers: Sequence[PaperText]) -> np.ndarray:
+        """One unit semantic row per paper (no columns when there are no semantics)."""
+        rows = [self.rows.get(p.key, -1) for p in papers]
+        fresh = [
+            i
+            for i, (p, row) in enumerate(zip(papers, rows, strict=True))
+            if row < 0 or self.papers[row].fingerprint != p.fingerprint
+        ]
+        found = self.semantics.papers[np.array(rows, dtype=np.int64)]
+        if fresh:
+            texts = [papers[i].document() for i in fresh]
+            terms = self.vectorizer.transform([features(text) for text in texts])
+            found[fresh] = self.semantics.of_texts(texts, terms)
+        return np.asarray(found, dtype=np.float32)
+
+    def meaning(self, ident: Hashable, text: str, vector: Vector) -> np.ndarray:
+        """The unit semantic vector of a component: its text (a keyword, a description, a
+        topic) or, folded in, its lexical ``vector``."""
+        if ident not in self._meanings:
+            cols, vals = vector
+            terms = sp.csr_matrix((vals, cols, [0, len(cols)]), shape=(1, self.n_features))
+            self._meanings[ident] = self.semantics.of_texts([text], terms)[0]
+        return self._meanings[ident]
+
+    def paper_meaning(self, ident: Hashable, paper: PaperText) -> np.ndarray:
+        if ident not in self._meanings:
+            self._meanings[ident] = self.dense([paper])[0]
+        return self._meanings[ident]
+
+    def query_vector(self, weighted: dict[str, float], keep: int | None = None) -> Vector:
+        """The vector of an interest given as terms and their weights (before idf).
+
+        Its length is the share of the interest the catalogue knows: the terms no paper has
+        count in its length, so a paper that has the one known word of "lattice quantum
+        chromodynamics" is not taken for a paper about it."""
+        cols: list[int] = []
+        vals: list[float] = []
+        total = 0.0
+        for term, share in weighted.items():
+            col, idf = self.vectorizer.weight(term)
+            total += (share * idf) ** 2
+            if col >= 0:
+                cols.append(col)
+                vals.append(share * idf)
+        cut, kept = unit(np.array(cols, dtype=np.int32), np.array(vals, dtype=np.float32), keep)
+        known = float(np.linalg.norm(vals)) / np.sqrt(total) if total else 0.0
+        return cut, kept * np.float32(known)
+
     def phrase_vector(self, phrase: str) -> Vector:
-        """A keyword's unit vector: its word pairs weigh most, its single words less."""
+        """A keyword's vector: its word pairs weigh most, its single words less."""
         if phrase not in self._phrases:
-            weights: dict[int, float] = {}
-            for clause in CLAUSE.split(phrase):
-                terms = features(clause)
-                single = len(terms) == 1
-                for term in terms:
-                    col = self.vocabulary.get(term)
-                    if col is not None:
-                        share = 1.0 if single or " " in term else PHRASE_WORD_WEIGHT
-                        weights[col] = max(weights.get(col, 0.0), share * float(self.idf[col]))
-            self._phrases[phrase] = unit(
-                np.fromiter(weights.keys(), dtype=np.int32, count=len(weights)),
-                np.fromiter(weights.values(), dtype=np.float32, count=len(weights)),
-            )
+            self._phrases[phrase] = self.query_vector(phrase_terms(phrase))
         return self._phrases[phrase]
 
     def topic_vector(self, topic: tuple[str, str]) -> Vector:
-        """A topic's unit vector: its name read as a keyword, plus its description's terms."""
+        """A topic's vector: its name read as a keyword, plus its description's terms."""
         if topic not in self._topics:
             name, description = topic
-            described = self.vectorizer.transform([features(description)])
-            named = self.phrase_vector(name)
-            cols = np.concatenate([named[0], described.indices])
-            vals = np.concatenate(
-                [named[1] * TOPIC_NAME_SHARE, described.data * (1 - TOPIC_NAME_SHARE)]
-            )
-            merged = sp.csr_matrix((vals, cols, [0, len(cols)]), shape=(1, self.n_features))
-            merged.sum_duplicates()
-            self._topics[topic] = unit(merged.indices, merged.data, COMPONENT_TERMS)
+            weighted = {t: w * TOPIC_NAME_SHARE for t, w in phrase_terms(name).items()}
+            for term, weight in text_terms(description).items():
+                weighted[term] = weighted.get(term, 0.0) + weight * (1 - TOPIC_NAME_SHARE)
+            cols, vals = self.query_vector(weighted, COMPONENT_TERMS)
+            self._topics[topic] = self.expanded(cols, vals, EXPANSION["topic"])
         return self._topics[topic]
 
     def description_vector(self, text: str) -> Vector:
         """A reader's description of their work: its distinctive terms, as a topic's."""
         if text not in self._descriptions:
-            described = self.vectorizer.transform([features(text)])
-            self._descriptions[text] = unit(described.indices, described.data, COMPONENT_TERMS)
+            cols, vals = self.query_vector(text_terms(text), COMPONENT_TERMS)
+            self._descriptions[text] = self.expanded(cols, vals, EXPANSION["description"])
         return self._descriptions[text]
 
     def paper_vector(self, paper: PaperText) -> Vector:
@@ -159,8 +302,41 @@ class Model:
             else:
                 fresh = self.vectors([paper])
                 cols, vals = fresh.indices, fresh.data
-            self._papers[key] = unit(cols, vals, COMPONENT_TERMS)
+            # A term of this paper alone finds no other paper: the strongest terms kept are
+            # those that other papers share.
+            shared = self.vectorizer.df[cols] >= 2
+            if shared.any():
+                cols, vals = cols[shared], vals[shared]
+            cols, vals = unit(cols, vals, COMPONENT_TERMS)
+            self._papers[key] = self.expanded(cols, vals, EXPANSION["paper"], row)
         return self._papers[key]
+
+    def expanded(self, cols: np.ndarray, vals: np.ndarray, share: float, own: int = -1) -> Vector:
+        """The vector moved towards the catalogue papers closest to it (pseudo-relevance
+        feedback, Rocchio's way): the words of its neighbourhood join its own, so it finds
+        papers about the same thing in other words. ``own`` is a paper never its own
+        neighbour. The vector keeps its length (the share of it the catalogue knows)."""
+        length = float(np.linalg.norm(vals))
+        if share <= 0 or not length or self.matrix.shape[0] < EXPANSION_FROM:
+            return cols, vals
+        query = np.zeros(self.n_features, dtype=np.float32)
+        query[cols] = vals / length
+        closeness = self.matrix @ query
+        if 0 <= own < len(closeness):
+            closeness[own] = 0.0
+        top = np.argpartition(-closeness, EXPANSION_PAPERS - 1)[:EXPANSION_PAPERS]
+        top = top[closeness[top] > 0]
+        if not len(top):
+            return cols, vals
+        centroid = np.asarray(closeness[top] @ self.matrix[top]).ravel()
+        centroid /= max(float(np.linalg.norm(centroid)), 1e-9)
+        # An interest the catalogue hardly knows has no neighbourhood of its own: the papers
+        # closest to its one known word would only confirm themselves.
+        share *= length * length
+        mixed = (1 - share) * query + share * centroid
+        keep = np.flatnonzero(mixed)
+        cut, kept = unit(keep.astype(np.int32), mixed[keep], EXPANSION_TERMS)
+        return cut, kept * np.float32(length)
 
     def candidates(self, papers: Sequence[PaperText]) -> Candidates:
         """The candidates prepared for ranking, kept while the same papers come again.
@@ -174,13 +350,14 @@ class Model:
         cached = self._candidates
         if cached is not None and cached[0] == token:
             return cached[1]
-        prepared = Candidates(papers, self.vectors(papers))
+        prepared = Candidates(papers, self.vectors(papers), self.dense(papers))
         self._candidates = (token, prepared)
         return prepared
 
 
-def fit_model(papers: Sequence[PaperText]) -> Model:
-    """Fit the vector space on the whole catalogue (works from a single paper up)."""
+def fit_model(papers: Sequence[PaperText], encoder: Encoder | None = None) -> Model:
+    """Fit the vector space on the whole catalogue (works from a single paper up), with
+    semantic vectors from ``encoder`` (a pretrained model) or else learnt from the catalogue."""
     analysed = [features(p.document()) for p in papers]
     df: dict[str, int] = {}
     for terms in analysed:
@@ -191,23 +368,31 @@ def fit_model(papers: Sequence[PaperText]) -> Model:
     vocabulary = sorted(
         t for t, n in df.items() if n <= max_df and (n >= pair_min_df or " " not in t)
     )
-    vectorizer = TfidfVectorizer(
-        analyzer=_given,
-        vocabulary=vocabulary or ["paper"],  # an empty catalogue still makes a (blind) model
-        sublinear_tf=True,
-        dtype=np.float32,
-    )
-    matrix = vectorizer.fit_transform(analysed or [[]])[: len(analysed)]
-    return Model(vectorizer, papers, sp.csr_matrix(matrix, dtype=np.float32))
+    common = {t for t, n in df.items() if n > max_df}
+    vectorizer = Lexicon(vocabulary, analysed, common)
+    matrix = vectorizer.transform(analysed) if analysed else sp.csr_matrix((0, 1), dtype=np.float32)
+    semantics: Semantics
+    if encoder is not None:
+        semantics = Embeddings(encoder, [p.document() for p in papers])
+    elif len(papers) >= LATENT_FROM:
+        semantics = LatentSemantics(matrix, vectorizer.df)
+    else:
+        semantics = NoSemantics(len(papers))
+    return Model(vectorizer, papers, matrix, semantics)
 
 
 class Candidates:
     """Candidate papers prepared once for many chunks of subscribers."""
 
-    def __init__(self, papers: Sequence[PaperText], vectors: sp.csr_matrix) -> None:
+    def __init__(
+        self, papers: Sequence[PaperText], vectors: sp.csr_matrix, dense: np.ndarray
+    ) -> None:
         self.papers = list(papers)
         self.vectors = vectors
         self.vectors_t = vectors.T.tocsr()
+        self.dense_t = np.ascontiguousarray(dense.T)  # (semantic dimensions, candidates)
+        self.present_t = self.vectors_t.copy()  # which terms each candidate has
+        self.present_t.data[:] = 1.0
         keys = np.fromiter((p.key for p in papers), dtype=np.int64, count=len(papers))
         # Keys are database ids: a table indexed by key finds a chunk's seen papers fastest.
         small = not len(keys) or (keys.min() >= 0 and keys.max() < LOOKUP_LIMIT)
@@ -260,8 +445,9 @@ class Candidates:
         return self._containing[phrase]
 
     def component_rows(self, parts: Components) -> tuple[np.ndarray, np.ndarray]:
-        """Cosine of each component (keyword, topic, liked paper) with every candidate: a
-        table kept across chunks, and the row of each of ``parts``' components in it.
+        """The similarity of each component (keyword, topic, liked paper) with every
+        candidate (``blend``): a table kept across chunks, and the row of each of ``parts``'
+        components in it.
 
         A topic or a popular keyword comes back in chunk after chunk: its row is computed
         once and kept (up to ``SIMILARITY_CACHE_BYTES``), and only new components meet the
@@ -280,9 +466,16 @@ class Candidates:
                 self._rows = rows
             if missing:
                 start = len(rows)
-                table[start : start + len(missing)] = (
-                    parts.matrix(missing) @ self.vectors_t
-                ).toarray()
+                lexical = parts.matrix(missing)
+                weights = lexical.multiply(lexical) / np.square(row_lengths(lexical))[:, None]
+                shares, enough = parts.blends(missing)
+                table[start : start + len(missing)] = blend(
+                    (lexical @ self.vectors_t).toarray(),
+                    (sp.csr_matrix(weights) @ self.present_t).toarray(),
+                    parts.dense(missing) @ self.dense_t if len(self.dense_t) else None,
+                    shares,
+                    enough,
+                )
                 rows.update((idents[at], start + n) for n, at in enumerate(missing))
             return table, np.array(list(map(rows.__getitem__, idents)), dtype=np.int64)
 

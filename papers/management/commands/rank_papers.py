@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from papers import ranking
 from papers.models import Paper, Topic
-from papers.ranking_data import paper_text
+from papers.ranking_data import embedding_model, paper_text
 
 
 class Command(BaseCommand):
@@ -48,7 +48,7 @@ class Command(BaseCommand):
             keywords=keywords,
         )
         picks = ranking.rank_catalogue(
-            ranking.fit_model(texts), texts, interests, limit=options["limit"]
+            ranking.fit_model(texts, embedding_model()), texts, interests, limit=options["limit"]
         )
 
         by_key = {paper.id: paper for paper in papers}
