@@ -1,6 +1,7 @@
 import csv
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db import models
 from django.db.models import QuerySet
@@ -17,6 +18,8 @@ from newsletter.models import (
     Digest,
     DigestItem,
     Feedback,
+    InterestProfile,
+    ProfilePaper,
     Subscriber,
 )
 
@@ -42,15 +45,81 @@ class ConsentInline(admin.TabularInline[ConsentRecord, Subscriber]):
         return False
 
 
+class LinesField(forms.CharField):
+    """A JSON list of strings edited as a text box, one item per line."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "cols": 40})
+
+    def prepare_value(self, value: Any) -> Any:
+        return "\n".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        text = super().to_python(value) or ""
+        return list(
+            dict.fromkeys(" ".join(line.split()) for line in text.splitlines() if line.strip())
+        )
+
+
+class InterestProfileForm(forms.ModelForm[InterestProfile]):
+    keywords = LinesField(required=False, help_text="One word or phrase per line.")
+    excluded_keywords = LinesField(required=False, help_text="One per line.")
+    authors = LinesField(label="Followed authors", required=False, help_text="One name per line.")
+
+    class Meta:
+        model = InterestProfile
+        fields = (
+            "name",
+            "slot",
+            "about",
+            "topics",
+            "keywords",
+            "excluded_keywords",
+            "authors",
+            "trending_weight",
+        )
+
+
+class InterestProfileInline(admin.StackedInline[InterestProfile, Subscriber]):
+    model = InterestProfile
+    form = InterestProfileForm
+    extra = 0
+    min_num = 1
+    max_num = InterestProfile.MAX_PER_SUBSCRIBER
+    filter_horizontal = ("topics",)
+    fields = (
+        ("name", "slot"),
+        "about",
+        "topics",
+        ("keywords", "excluded_keywords", "authors"),
+        "papers_given",
+        "trending_weight",
+    )
+    readonly_fields = ("papers_given",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[InterestProfile]:
+        return super().get_queryset(request).prefetch_related("papers")
+
+    def get_formset(self, request, obj=None, **kwargs):  # type: ignore[no-untyped-def]
+        # One to five, checked on save too: the last profile cannot be deleted.
+        return super().get_formset(request, obj, validate_min=True, validate_max=True, **kwargs)
+
+    @admin.display(description="Liked and disliked papers")
+    def papers_given(self, profile: InterestProfile) -> str:
+        rows = [
+            f"{'liked' if p.opinion == ProfilePaper.LIKED else 'disliked'}: {p.ref}"
+            + ("" if p.paper_id or not p.arxiv_id else " (not in the catalogue yet)")
+            for p in profile.papers.all()
+        ]
+        return "\n".join(rows) or "—"
+
+
 @admin.register(Subscriber)
 class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
     list_display = ("email", "status", "frequency", "send_hour", "timezone", "next_digest_at")
-    list_filter = ("status", "frequency", "topics")
+    list_filter = ("status", "frequency", "profiles__topics")
     search_fields = ("email",)
-    filter_horizontal = ("topics",)
     readonly_fields = ("created", "confirmed_at", "unsubscribed_at", "claimed_at")
-    raw_id_fields = ("liked_papers",)
-    inlines = [ConsentInline]
+    inlines = [InterestProfileInline, ConsentInline]
     actions = ["pause", "resume", "resend_confirmation", "export_csv"]
     change_form_template = "admin/paperboy/subscriber_change_form.html"
 
@@ -107,10 +176,13 @@ class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
             "confirmed_at",
         ]
         writer.writerow([*fields, "topics", "keywords"])
-        for s in queryset.prefetch_related("topics").order_by("email"):
+        for s in queryset.prefetch_related("profiles__topics").order_by("email"):
             row = [getattr(s, f) for f in fields]
-            topics = "; ".join(t.slug for t in s.topics.all())
-            writer.writerow([as_cell(v) for v in (*row, topics, "; ".join(s.keywords))])
+            profiles = s.profiles.all()
+            topics = dict.fromkeys(t.slug for p in profiles for t in p.topics.all())
+            keywords = dict.fromkeys(k for p in profiles for k in p.keywords)
+            cells = (*row, "; ".join(topics), "; ".join(keywords))
+            writer.writerow([as_cell(v) for v in cells])
         return response
 
 

@@ -69,15 +69,16 @@ def broker_state() -> Broker:
 def top_keywords(limit: int = 10) -> list[tuple[str, int]]:
     """Keywords of active subscribers, most followed first, counted in the database."""
     elements = {
-        "postgresql": "jsonb_array_elements_text(s.keywords) AS k(value)",
-        "sqlite": "json_each(s.keywords) AS k",
+        "postgresql": "jsonb_array_elements_text(p.keywords) AS k(value)",
+        "sqlite": "json_each(p.keywords) AS k",
     }.get(connection.vendor)
     if elements is None:
         return []
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT lower(k.value), COUNT(*) FROM newsletter_subscriber s, {elements} "
-            "WHERE s.status = %s GROUP BY lower(k.value) ORDER BY COUNT(*) DESC, 1 LIMIT %s",
+            "SELECT lower(k.value), COUNT(DISTINCT s.id) FROM newsletter_subscriber s "
+            f"JOIN newsletter_interestprofile p ON p.subscriber_id = s.id, {elements} "
+            "WHERE s.status = %s GROUP BY lower(k.value) ORDER BY 2 DESC, 1 LIMIT %s",
             [Status.ACTIVE, limit],
         )
         return [(str(word), int(n)) for word, n in cursor.fetchall()]
@@ -133,7 +134,11 @@ def figures(now: datetime) -> dict[str, Any]:
         ),
         "top_topics": list(
             Topic.objects.annotate(
-                followers=Count("subscribers", filter=Q(subscribers__status=Status.ACTIVE))
+                followers=Count(
+                    "profiles__subscriber",
+                    distinct=True,
+                    filter=Q(profiles__subscriber__status=Status.ACTIVE),
+                )
             )
             .filter(followers__gt=0)
             .order_by("-followers", "name")
@@ -272,7 +277,8 @@ def compose_preview(subscriber: Subscriber, now: datetime | None = None) -> Any:
             period = "preview"  # that period's digest exists; this is what would come next
         digest = Digest.objects.create(subscriber=reader, period=period, created=now)
         DigestItem.objects.bulk_create(
-            DigestItem.of_pick(digest.pk, rank, pick) for rank, pick in enumerate(picks, 1)
+            DigestItem.of_pick(digest.pk, rank, pick, picks.profile_of.get(pick.key))
+            for rank, pick in enumerate(picks, 1)
         )
         digest = Digest.objects.prefetch_related(*digests.TO_RENDER).get(pk=digest.pk)
         message = emails.digest_email(digest, preview=True)

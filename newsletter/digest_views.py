@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from newsletter import digests, emails, tracking
-from newsletter.models import Click, Digest, DigestItem, Feedback
+from newsletter.models import Click, Digest, DigestItem, Feedback, InterestProfile
 
 LINK_MAX_AGE = 60 * 60 * 24 * 180  # digest links keep working for half a year
 
@@ -52,6 +52,15 @@ def digest_item(token: str, paper_id: int) -> tuple[DigestItem, int]:
     return item, item.digest.subscriber_id
 
 
+def profile_of(item: DigestItem) -> int | None:
+    """The profile a vote or click on ``item`` teaches: the one the paper was picked for, else
+    (a trending paper sent when nothing matched) the subscriber's first."""
+    if item.profile_id or item.digest.subscriber_id is None:
+        return item.profile_id
+    first = InterestProfile.objects.filter(subscriber_id=item.digest.subscriber_id)
+    return first.order_by("slot").values_list("id", flat=True).first()
+
+
 @require_http_methods(["GET", "HEAD"])
 def follow(request: HttpRequest, token: str, paper_id: int, kind: str) -> HttpResponse:
     """A paper link from a digest: count the click, then redirect to that paper's own link of
@@ -62,7 +71,11 @@ def follow(request: HttpRequest, token: str, paper_id: int, kind: str) -> HttpRe
         raise Http404("That paper has no such link.")
     if tracking.from_reader(request):
         Click.objects.create(
-            digest=item.digest, subscriber_id=subscriber_id, paper=item.paper, url=url
+            digest=item.digest,
+            subscriber_id=subscriber_id,
+            paper=item.paper,
+            url=url,
+            profile_id=profile_of(item),
         )
     return HttpResponseRedirect(url)
 
@@ -82,6 +95,11 @@ def feedback(request: HttpRequest, token: str, paper_id: int, vote: int) -> Http
         Feedback.objects.update_or_create(
             subscriber_id=subscriber_id,
             paper=item.paper,
-            defaults={"value": vote, "digest": item.digest, "at": timezone.now()},
+            defaults={
+                "value": vote,
+                "digest": item.digest,
+                "at": timezone.now(),
+                "profile_id": profile_of(item),
+            },
         )
     return render(request, "newsletter/feedback_thanks.html", {"paper": item.paper, "vote": vote})

@@ -29,9 +29,11 @@ import logging
 import smtplib
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from email.utils import make_msgid
+from itertools import zip_longest
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,10 +55,19 @@ from django.db.models import (
     Value,
 )
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from newsletter import throttle
-from newsletter.models import Click, Digest, DigestItem, Feedback, Subscriber
+from newsletter.models import (
+    Click,
+    Digest,
+    DigestItem,
+    Feedback,
+    InterestProfile,
+    ProfilePaper,
+    Subscriber,
+)
 from papers import ranking
 from papers.models import Paper
 from papers.ranking.reasons import TRENDING_REASON
@@ -152,75 +163,151 @@ def for_planning(subscribers: QuerySet[Subscriber]) -> QuerySet[Subscriber]:
 
 @dataclass
 class Signals:
-    """What a subscriber told us beyond their own row: followed topics, liked papers, and
-    what they did with earlier digests (votes, clicks)."""
+    """What a profile holds beyond its own row: followed topics, liked and disliked papers,
+    and what its reader did with the papers picked for it (votes, clicks)."""
 
     topics: list[tuple[str, str]] = field(default_factory=list)
     liked: set[int] = field(default_factory=set)
+    disliked: set[int] = field(default_factory=set)
     votes: dict[int, int] = field(default_factory=dict)
     clicked: set[int] = field(default_factory=set)
 
 
-def signals_of(subscriber_ids: list[int]) -> dict[int, Signals]:
-    """Every subscriber's topics, liked papers, votes and clicks: one query for them all."""
+def signals_of(
+    subscriber_ids: list[int], sent_since: date | None = None
+) -> tuple[dict[int, Signals], dict[int, set[int]]]:
+    """Every profile's signals (by profile id), and the papers listed since ``sent_since``
+    each subscriber was already sent (by subscriber id): one query for them all.
+
+    A liked paper named by an arXiv id the catalogue did not have when it was given counts
+    from the moment the paper arrives (the background fetch), found here by its id.
+    """
     text = Value("", output_field=TextField())
+    mine = {"profile__subscriber_id__in": subscriber_ids}
     # (order_by(): a part of a UNION may not be ordered)
-    topics = Subscriber.topics.through.objects.filter(subscriber_id__in=subscriber_ids).order_by()
-    liked = Subscriber.liked_papers.through.objects.filter(
-        subscriber_id__in=subscriber_ids
+    topics = InterestProfile.topics.through.objects.filter(
+        interestprofile__subscriber_id__in=subscriber_ids
     ).order_by()
+    arrived = Paper.objects.filter(arxiv_id=OuterRef("arxiv_id")).exclude(arxiv_id="")
+    papers = ProfilePaper.objects.filter(**mine).order_by()
+    parts = [
+        papers.values_list(
+            "profile_id",
+            Value("paper"),
+            Coalesce("paper_id", Subquery(arrived.values("id")[:1])),
+            "opinion",
+            text,
+            text,
+        ),
+        Feedback.objects.filter(**mine)
+        .order_by()
+        .values_list("profile_id", Value("vote"), "paper_id", "value", text, text),
+        Click.objects.filter(**mine)
+        .order_by()
+        .values_list("profile_id", Value("click"), "paper_id", Value(1), text, text),
+    ]
+    if sent_since is not None:
+        parts.append(
+            DigestItem.objects.filter(
+                digest__subscriber_id__in=subscriber_ids, paper__listed_on__gte=sent_since
+            )
+            .order_by()
+            .values_list("digest__subscriber_id", Value("sent"), "paper_id", Value(0), text, text)
+        )
     rows = topics.values_list(
-        "subscriber_id", Value("topic"), "topic_id", Value(0), "topic__name", "topic__description"
-    ).union(
-        liked.values_list("subscriber_id", Value("liked"), "paper_id", Value(1), text, text),
-        Feedback.objects.filter(subscriber_id__in=subscriber_ids)
-        .order_by()
-        .values_list("subscriber_id", Value("vote"), "paper_id", "value", text, text),
-        Click.objects.filter(subscriber_id__in=subscriber_ids)
-        .order_by()
-        .values_list("subscriber_id", Value("click"), "paper_id", Value(1), text, text),
-        all=True,
-    )
+        "interestprofile_id",
+        Value("topic"),
+        "topic_id",
+        Value(0),
+        "topic__name",
+        "topic__description",
+    ).union(*parts, all=True)
     found: dict[int, Signals] = defaultdict(Signals)
-    for subscriber_id, kind, key, value, name, description in rows:
-        signals = found[subscriber_id]
+    sent: dict[int, set[int]] = defaultdict(set)
+    for owner, kind, key, value, name, description in rows:
+        if kind == "sent":
+            sent[owner].add(key)
+            continue
+        signals = found[owner]
         if kind == "topic":
             signals.topics.append((name, description))
-        elif kind == "liked":
-            signals.liked.add(key)
+        elif kind == "paper" and key is not None:
+            (signals.liked if value > 0 else signals.disliked).add(key)
         elif kind == "vote":
             signals.votes[key] = value
-        else:
+        elif kind == "click":
             signals.clicked.add(key)
-    return found
+    return found, sent
 
 
 def interests_of(
-    subscriber: Subscriber, signals: Signals, model: ranking.Model, seen: frozenset[int]
+    profile: InterestProfile,
+    size: int,
+    signals: Signals,
+    model: ranking.Model,
+    seen: frozenset[int],
 ) -> ranking.Interests:
-    """The ranking's view of a subscriber: the interests they gave, plus what they did with
-    earlier digests: "more like this" and clicked papers count as liked, "less like this" as
-    disliked (the latest vote on a paper wins over a click). Papers are the model's own."""
+    """The ranking's view of one profile: the interests given, plus what its reader did with
+    the papers picked for it: "more like this" and clicked papers count as liked, "less like
+    this" as disliked (the latest vote on a paper wins over a click and over the lists).
+    Papers are the model's own."""
     votes = signals.votes
     liked = signals.liked | signals.clicked | {key for key, vote in votes.items() if vote > 0}
+    disliked = signals.disliked | {key for key, vote in votes.items() if vote < 0}
     return ranking.Interests(
+        about=profile.about,
         topics=sorted(signals.topics),
-        keywords=list(subscriber.keywords),
+        keywords=list(profile.keywords),
         liked=model.texts(sorted(k for k in liked if votes.get(k, 1) > 0)),
-        disliked=model.texts(sorted(k for k, vote in votes.items() if vote < 0)),
-        excluded_keywords=list(subscriber.excluded_keywords),
-        trending_weight=subscriber.trending_weight,
-        size=subscriber.digest_size,
+        disliked=model.texts(sorted(k for k in disliked if votes.get(k, -1) < 0)),
+        excluded_keywords=list(profile.excluded_keywords),
+        authors=list(profile.authors),
+        trending_weight=profile.trending_weight,
+        size=size,
         seen=seen,
     )
 
 
-def plan_digests(subscribers: list[Subscriber], now: datetime) -> dict[int, list[ranking.Pick]]:
+class Plan(list[ranking.Pick]):
+    """A subscriber's next digest: the picks in order, and the profile each was picked for."""
+
+    def __init__(self, picks: Iterable[ranking.Pick] = (), profiles: dict[int, int] | None = None):
+        super().__init__(picks)
+        self.profile_of: dict[int, int] = profiles or {}
+
+
+def merge_profiles(ranked: list[tuple[int, list[ranking.Pick]]], size: int) -> Plan:
+    """One digest from the picks of a subscriber's profiles (``(profile id, picks)`` in the
+    profiles' order): each paper once, for the profile that wanted it most (a followed
+    author's paper before a match, then the better score). Followed authors' papers come
+    first (at most ``size``, they are always shown), then the matches, the profiles taking
+    turns best first, up to ``size``."""
+    if len(ranked) == 1:  # nearly everyone: nothing to merge
+        profile_id, picks = ranked[0]
+        return Plan(picks, dict.fromkeys((p.key for p in picks), profile_id))
+    authors = ranking.Section.AUTHORS
+    best: dict[int, tuple[bool, float, int]] = {}
+    for profile_id, picks in ranked:
+        for pick in picks:
+            claim = (pick.section == authors, pick.score, profile_id)
+            if pick.key not in best or claim[:2] > best[pick.key][:2]:
+                best[pick.key] = claim
+    kept = [[p for p in picks if best[p.key][2] == profile_id] for profile_id, picks in ranked]
+
+    def in_turns(section_is_authors: bool) -> list[ranking.Pick]:
+        queues = [[p for p in q if (p.section == authors) == section_is_authors] for q in kept]
+        return [p for turn in zip_longest(*queues) for p in turn if p is not None][:size]
+
+    merged = in_turns(True) + in_turns(False)
+    return Plan(merged, {p.key: best[p.key][2] for p in merged})
+
+
+def plan_digests(subscribers: list[Subscriber], now: datetime) -> dict[int, Plan]:
     """Pick the papers of each subscriber's next digest. Reads, never writes.
 
-    Three queries for the whole list: the candidates (with the catalogue's state), the
-    subscribers' signals, and the papers already sent; subscribers come from
-    ``for_planning``.
+    Four queries for the whole list: the candidates (with the catalogue's state), the
+    subscribers' profiles, their signals with the papers already sent; subscribers come from
+    ``for_planning``. Every profile of the chunk is one row of the same ranking.
     """
     if not subscribers:
         return {}
@@ -231,15 +318,12 @@ def plan_digests(subscribers: list[Subscriber], now: datetime) -> dict[int, list
         .trending(now)
     )
     if not candidates:
-        return {s.id: [] for s in subscribers}
+        return {s.id: Plan() for s in subscribers}
     first: Any = candidates[0]  # every row carries the catalogue's state
     model = catalogue_model((first.catalogue_size, first.catalogue_changed))
-    signals = signals_of([s.id for s in subscribers])
-    seen: dict[int, set[int]] = defaultdict(set)
-    for subscriber_id, paper_id in DigestItem.objects.filter(
-        digest__subscriber__in=subscribers, paper__in=[p.id for p in candidates]
-    ).values_list("digest__subscriber", "paper"):
-        seen[subscriber_id].add(paper_id)
+    ids = [s.id for s in subscribers]
+    profiles = list(InterestProfile.objects.filter(subscriber_id__in=ids).order_by("slot", "id"))
+    signals, seen = signals_of(ids, oldest.date())
     # Candidates: listed since the previous digest, within the frequency's window. A chunk's
     # subscribers share a handful of such dates, so the papers before each are found once.
     listed_before: dict[date, set[int]] = {}
@@ -254,18 +338,32 @@ def plan_digests(subscribers: list[Subscriber], now: datetime) -> dict[int, list
                 p.id for p in candidates if p.listed_on is None or p.listed_on < since
             }
         seen[subscriber.id] |= listed_before[since]
+    by_id = {s.id: s for s in subscribers}
+    never = {s.id: frozenset(seen[s.id]) for s in subscribers}
     picks = ranking.rank_chunk(
         model,
         [paper_text(p, now) for p in candidates],
-        [interests_of(s, signals[s.id], model, frozenset(seen[s.id])) for s in subscribers],
+        [
+            interests_of(
+                p,
+                by_id[p.subscriber_id].digest_size,
+                signals[p.id],
+                model,
+                never[p.subscriber_id],
+            )
+            for p in profiles
+        ],
         floor=settings.DIGEST_RELEVANCE_FLOOR,
     )
-    plans = {s.id: p for s, p in zip(subscribers, picks, strict=True)}
+    ranked: dict[int, list[tuple[int, list[ranking.Pick]]]] = defaultdict(list)
+    for profile, profile_picks in zip(profiles, picks, strict=True):
+        ranked[profile.subscriber_id].append((profile.id, profile_picks))
+    plans = {s.id: merge_profiles(ranked[s.id], s.digest_size) for s in subscribers}
     if settings.DIGEST_WHEN_NOTHING_MATCHES == "trending":
         for subscriber in subscribers:
             if not plans[subscriber.id]:
-                plans[subscriber.id] = top_trending(
-                    candidates, seen[subscriber.id], subscriber.digest_size
+                plans[subscriber.id] = Plan(
+                    top_trending(candidates, seen[subscriber.id], subscriber.digest_size)
                 )
     return plans
 
@@ -314,7 +412,9 @@ def compose_chunk(subscriber_ids: list[int], now: datetime | None = None) -> lis
         ]
         Digest.objects.bulk_create(digests)
         DigestItem.objects.bulk_create(
-            DigestItem.of_pick(digest.id, rank, pick)
+            DigestItem.of_pick(
+                digest.id, rank, pick, plans[digest.subscriber_id or 0].profile_of.get(pick.key)
+            )
             for digest in digests
             for rank, pick in enumerate(plans[digest.subscriber_id or 0], 1)
         )

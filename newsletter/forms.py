@@ -1,14 +1,15 @@
 import re
 import unicodedata
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import available_timezones
 
 from django import forms
 from django.core.exceptions import ValidationError
 
-from newsletter.models import Subscriber
-from papers.models import Topic
-from papers.sources import canonical_arxiv_id
+from newsletter.models import InterestProfile, ProfilePaper, Subscriber
+from papers.models import Paper, Topic
+from papers.refs import Ref, RefError, parse_ref, split_refs
 
 # The consent text shown next to the checkbox. Change the version whenever the text changes:
 # consent records keep the version a subscriber agreed to.
@@ -19,7 +20,12 @@ CONSENT_TEXT = (
 )
 MAX_KEYWORDS = 20
 MAX_KEYWORD_LENGTH = 100
-MAX_LIKED = 20
+# Enough to describe a field by the papers that define it; a whole library is issue 19's upload.
+MAX_LIKED = 100
+MAX_AUTHORS = 50
+MAX_AUTHOR_LENGTH = 100
+MAX_ABOUT = InterestProfile.MAX_ABOUT_LENGTH
+MAX_ERRORS_SHOWN = 5
 TIME_ZONES = available_timezones()
 RELEVANCE_CHOICES = [
     ("0.0", "Only what matches my interests"),
@@ -39,10 +45,15 @@ def split_terms(text: str) -> list[str]:
     return list(dict.fromkeys(t for t in cleaned if t))
 
 
+def plain_text(text: str) -> str:
+    """``text`` when it holds no control characters (tabs and line breaks aside)."""
+    if any((ord(c) < 32 and c not in "\n\r\t") or 127 <= ord(c) < 160 for c in text):
+        raise ValidationError("Please use plain text only (no control characters).")
+    return text
+
+
 def clean_terms(text: str) -> list[str]:
-    if any(ord(c) < 32 and c not in "\n\r\t" for c in text):
-        raise ValidationError("Please use plain text only.")
-    terms = split_terms(text)
+    terms = split_terms(plain_text(text))
     if len(terms) > MAX_KEYWORDS:
         raise ValidationError(f"Up to {MAX_KEYWORDS} keywords, please; you typed {len(terms)}.")
     too_long = [t for t in terms if len(t) > MAX_KEYWORD_LENGTH]
@@ -78,9 +89,84 @@ def check_deliverable(address: str) -> None:
         raise ValidationError(f"“{domain[:60]}” is not a domain we can send to.") from None
 
 
+@dataclass(frozen=True)
+class LikedPaper:
+    """A REF from the form and the catalogue's paper for it (None: not there yet, fetched)."""
+
+    ref: Ref
+    paper: Paper | None
+
+
+def clean_liked(text: str) -> list[LikedPaper]:
+    """The papers a reader named, one REF per line (or ids and links separated by commas); every
+    mistake is listed, naming the REF. A title must be in the catalogue; an id need not be."""
+    given = split_refs(plain_text(text))
+    if len(given) > MAX_LIKED:
+        raise ValidationError(
+            f"Up to {MAX_LIKED} papers, please; you gave {len(given)}. "
+            "Keep the ones that describe your work best."
+        )
+    refs, errors = [], []
+    for typed in given:
+        try:
+            refs.append(parse_ref(typed))
+        except RefError as error:
+            errors.append(str(error))
+    found = Paper.objects.for_refs(refs) if not errors else {}
+    errors += [
+        f"No paper titled “{ref.title[:80]}” is in our catalogue; give its arXiv id or link."
+        for ref in refs
+        if ref.title and ref not in found
+    ]
+    if errors:
+        more = len(errors) - MAX_ERRORS_SHOWN
+        shown = errors[:MAX_ERRORS_SHOWN] + ([f"…and {more} more."] if more > 0 else [])
+        raise ValidationError(shown)
+    # The same paper named twice (an id and its link) is liked once.
+    unique: dict[object, LikedPaper] = {}
+    for ref in refs:
+        paper = found.get(ref)
+        key = ref.arxiv_id or (paper.arxiv_id or paper.id if paper else ref.given)
+        unique.setdefault(key, LikedPaper(ref, paper))
+    return list(unique.values())
+
+
+def clean_authors(text: str) -> list[str]:
+    """Followed authors: one per line, or separated by commas or semicolons."""
+    names = [" ".join(n.split()) for n in re.split(r"[,;\n]+", plain_text(text))]
+    names = list({n.casefold(): n for n in reversed(names) if n}.values())[::-1]
+    if len(names) > MAX_AUTHORS:
+        raise ValidationError(f"Up to {MAX_AUTHORS} authors, please; you gave {len(names)}.")
+    for name in names:
+        if len(name) > MAX_AUTHOR_LENGTH:
+            raise ValidationError(
+                f"“{name[:30]}…” is too long for a name ({len(name)} characters)."
+            )
+        if not re.search(r"[^\W\d_]", name):
+            raise ValidationError(f"“{name[:40]}” is not a name.")
+    return names
+
+
 class PreferencesForm(forms.Form):
     """Everything a subscriber can choose; the signup form adds the address and consent."""
 
+    about = forms.CharField(
+        label="What do you work on?",
+        required=False,
+        max_length=MAX_ABOUT,
+        error_messages={
+            "max_length": f"Up to {MAX_ABOUT:,} characters, please "
+            "(this is %(show_value)d): the gist of your work is enough."
+        },
+        widget=forms.Textarea(
+            attrs={
+                "rows": 3,
+                "placeholder": "e.g. I train small networks to run on microcontrollers with "
+                "a few hundred kilobytes of memory.",
+            }
+        ),
+        help_text="In your own words, a sentence or two (optional).",
+    )
     topics = forms.ModelMultipleChoiceField(
         queryset=Topic.objects.all(), widget=forms.CheckboxSelectMultiple, required=False
     )
@@ -93,11 +179,28 @@ class PreferencesForm(forms.Form):
     liked = forms.CharField(
         label="Papers you like (optional)",
         required=False,
-        max_length=2000,
-        widget=forms.TextInput(
-            attrs={"placeholder": "2503.12345, https://arxiv.org/abs/2402.00001"}
+        widget=forms.Textarea(
+            attrs={
+                "rows": 3,
+                "placeholder": "2503.12345, https://huggingface.co/papers/2402.00001\n"
+                "Attention Is All You Need",
+            }
         ),
-        help_text="arXiv ids or links, separated by commas.",
+        help_text="arXiv ids, arXiv / Hugging Face / alphaXiv links or arXiv DOIs, or a "
+        "title on its own line.",
+    )
+    excluded_keywords = forms.CharField(
+        label="Never send papers about (optional)",
+        required=False,
+        max_length=2500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    authors = forms.CharField(
+        label="Authors you follow (optional)",
+        required=False,
+        max_length=6000,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Song Han; Yann LeCun"}),
+        help_text="Their new papers always come, in a part of their own.",
     )
     frequency = forms.ChoiceField(choices=Subscriber.Frequency.choices, initial="daily")
     weekday = forms.TypedChoiceField(
@@ -109,16 +212,17 @@ class PreferencesForm(forms.Form):
     def clean_keywords(self) -> list[str]:
         return clean_terms(self.cleaned_data["keywords"])
 
-    def clean_liked(self) -> list[str]:
-        ids = []
-        for ref in split_terms(self.cleaned_data["liked"].replace(" ", ",")):
-            arxiv_id = canonical_arxiv_id(ref)
-            if not arxiv_id:
-                raise ValidationError(f"“{ref[:40]}” is not an arXiv id or link.")
-            ids.append(arxiv_id)
-        if len(ids) > MAX_LIKED:
-            raise ValidationError(f"Up to {MAX_LIKED} papers, please.")
-        return list(dict.fromkeys(ids))
+    def clean_about(self) -> str:
+        return plain_text(self.cleaned_data["about"]).replace("\r\n", "\n").strip()
+
+    def clean_liked(self) -> list[LikedPaper]:
+        return clean_liked(self.cleaned_data["liked"])
+
+    def clean_excluded_keywords(self) -> list[str]:
+        return clean_terms(self.cleaned_data["excluded_keywords"])
+
+    def clean_authors(self) -> list[str]:
+        return clean_authors(self.cleaned_data["authors"])
 
     def clean_timezone(self) -> str:
         zone = self.cleaned_data["timezone"].strip()
@@ -128,8 +232,12 @@ class PreferencesForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if not self.errors and not (data.get("topics") or data.get("keywords")):
-            raise ValidationError("Pick a topic or type a keyword, so we know what to send you.")
+        said = ("about", "topics", "keywords", "liked", "authors")
+        if not self.errors and not any(data.get(name) for name in said):
+            raise ValidationError(
+                "Say what you work on, pick a topic, type a keyword, or name a paper or an "
+                "author, so we know what to send you."
+            )
         return data
 
 
@@ -141,9 +249,12 @@ class SignupForm(PreferencesForm):
 
     field_order = [
         "email",
+        "about",
         "topics",
         "keywords",
         "liked",
+        "authors",
+        "excluded_keywords",
         "frequency",
         "weekday",
         "send_hour",
@@ -159,12 +270,6 @@ class SignupForm(PreferencesForm):
 
 
 class ManageForm(PreferencesForm):
-    excluded_keywords = forms.CharField(
-        label="Never send papers about",
-        required=False,
-        max_length=2500,
-        widget=forms.Textarea(attrs={"rows": 2}),
-    )
     digest_size = forms.TypedChoiceField(
         choices=[(n, str(n)) for n in (3, 5, 10, 15, 20, 30)],
         coerce=int,
@@ -175,22 +280,24 @@ class ManageForm(PreferencesForm):
         choices=RELEVANCE_CHOICES, coerce=float, initial="0.2", label="What to favour"
     )
 
-    def clean_excluded_keywords(self) -> list[str]:
-        return clean_terms(self.cleaned_data["excluded_keywords"])
-
     @classmethod
     def for_subscriber(cls, subscriber: Subscriber) -> "ManageForm":
-        weight = min(RELEVANCE_CHOICES, key=lambda c: abs(float(c[0]) - subscriber.trending_weight))
+        """The form filled with the subscriber's schedule and their first profile."""
+        profile = subscriber.profiles.first() or InterestProfile()
+        weight = min(RELEVANCE_CHOICES, key=lambda c: abs(float(c[0]) - profile.trending_weight))
+        listed = ", ".join
         return cls(
             initial={
-                "topics": list(subscriber.topics.all()),
-                "keywords": ", ".join(f'"{k}"' if "," in k else k for k in subscriber.keywords),
-                "liked": ", ".join(subscriber.liked_refs),
+                "about": profile.about,
+                "topics": list(profile.topics.all()) if profile.pk else [],
+                "keywords": listed(f'"{k}"' if "," in k else k for k in profile.keywords),
+                "liked": "\n".join(profile.refs(ProfilePaper.LIKED)) if profile.pk else "",
+                "excluded_keywords": listed(profile.excluded_keywords),
+                "authors": "; ".join(profile.authors),
                 "frequency": subscriber.frequency,
                 "weekday": subscriber.weekday,
                 "send_hour": subscriber.send_hour,
                 "timezone": subscriber.timezone,
-                "excluded_keywords": ", ".join(subscriber.excluded_keywords),
                 "digest_size": subscriber.digest_size,
                 "trending_weight": weight[0],
             }

@@ -45,18 +45,6 @@ class Subscriber(models.Model):
     digest_size = models.PositiveSmallIntegerField(
         default=10, validators=[MinValueValidator(1), MaxValueValidator(30)]
     )
-    trending_weight = models.FloatField(
-        default=0.2,
-        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
-        help_text="0 picks by relevance alone, 1 by trending alone.",
-    )
-    topics = models.ManyToManyField(Topic, blank=True, related_name="subscribers")
-    keywords = models.JSONField(default=list, blank=True, help_text="Words or phrases.")
-    excluded_keywords = models.JSONField(default=list, blank=True)
-    liked_refs = models.JSONField(
-        default=list, blank=True, help_text="arXiv ids the subscriber likes, as given."
-    )
-    liked_papers = models.ManyToManyField(Paper, blank=True, related_name="liked_by")
     created = models.DateTimeField(auto_now_add=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
@@ -96,6 +84,84 @@ class Subscriber(models.Model):
 
     def schedule_first_digest(self, now: datetime | None = None) -> None:
         self.next_digest_at = self.next_send_after(now or timezone.now())
+
+
+class InterestProfile(models.Model):
+    """One of a subscriber's interests, ranked on its own: a subscriber has one to five.
+
+    Every subscriber gets one at signup (and the data migration gave one to every earlier
+    subscriber); ``slot`` (1-5, unique per subscriber) caps them at five in the database.
+    """
+
+    MAX_PER_SUBSCRIBER = 5
+    MAX_ABOUT_LENGTH = 1000
+    DEFAULT_NAME = "My interests"
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="profiles")
+    slot = models.PositiveSmallIntegerField(
+        default=1, help_text="1 to 5: the profile's place among the subscriber's profiles."
+    )
+    name = models.CharField(max_length=60, default=DEFAULT_NAME)
+    about = models.TextField(
+        "what they work on", max_length=MAX_ABOUT_LENGTH, blank=True, help_text="In their words."
+    )
+    topics = models.ManyToManyField(Topic, blank=True, related_name="profiles")
+    keywords = models.JSONField(default=list, blank=True, help_text="Words or phrases.")
+    excluded_keywords = models.JSONField(default=list, blank=True)
+    authors = models.JSONField(
+        "followed authors", default=list, blank=True, help_text="Names, as the reader typed them."
+    )
+    trending_weight = models.FloatField(
+        default=0.2,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="0 picks by relevance alone, 1 by trending alone.",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subscriber", "slot"], name="profile_slot_once"),
+            models.CheckConstraint(
+                condition=models.Q(slot__gte=1, slot__lte=5), name="profile_at_most_five"
+            ),
+        ]
+        ordering = ["subscriber", "slot"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def refs(self, opinion: int) -> list[str]:
+        """The REFs of the papers liked (``ProfilePaper.LIKED``) or disliked, as given; reads
+        ``papers`` (prefetch it for many profiles)."""
+        return [p.ref for p in self.papers.all() if p.opinion == opinion]
+
+
+class ProfilePaper(models.Model):
+    """A paper a profile likes or dislikes: the REF as the reader gave it, the arXiv id it
+    names, and the paper once the catalogue has it. A liked paper not yet in the catalogue is
+    fetched in the background; composing finds it by ``arxiv_id`` as soon as it arrives."""
+
+    LIKED, DISLIKED = 1, -1
+
+    profile = models.ForeignKey(InterestProfile, on_delete=models.CASCADE, related_name="papers")
+    opinion = models.SmallIntegerField(choices=[(LIKED, "liked"), (DISLIKED, "disliked")])
+    ref = models.CharField("as given", max_length=500)
+    arxiv_id = models.CharField("arXiv id", max_length=32, blank=True)
+    paper = models.ForeignKey(
+        Paper, null=True, blank=True, on_delete=models.SET_NULL, related_name="in_profiles"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "ref"], name="profile_paper_once"),
+            models.CheckConstraint(
+                condition=~models.Q(arxiv_id="") | models.Q(paper__isnull=False),
+                name="profile_paper_named",
+            ),
+        ]
+        ordering = ["profile", "-opinion", "id"]
+
+    def __str__(self) -> str:
+        return self.ref
 
 
 class ConsentRecord(models.Model):
@@ -172,6 +238,11 @@ class DigestItem(models.Model):
             (Section.TRENDING.value, "Trending"),
         ],
     )
+    # The profile it was picked for (the better one when two wanted it): the digest's
+    # sections, and the profile that votes and clicks on it teach.
+    profile = models.ForeignKey(
+        InterestProfile, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["digest", "paper"], name="digest_item_once")]
@@ -181,7 +252,9 @@ class DigestItem(models.Model):
         return f"#{self.rank} {self.paper_id}"
 
     @classmethod
-    def of_pick(cls, digest_id: int, rank: int, pick: Pick) -> "DigestItem":
+    def of_pick(
+        cls, digest_id: int, rank: int, pick: Pick, profile_id: int | None = None
+    ) -> "DigestItem":
         return cls(
             digest_id=digest_id,
             paper_id=pick.key,
@@ -190,6 +263,7 @@ class DigestItem(models.Model):
             reason=pick.reason.text[:300],
             why=pick.reason.as_json(),
             section=pick.section,
+            profile_id=profile_id,
         )
 
     @property
@@ -242,6 +316,9 @@ class Click(models.Model):
     paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="clicks")
     url = models.URLField(max_length=2000)
     at = models.DateTimeField(default=timezone.now, db_index=True)
+    profile = models.ForeignKey(
+        InterestProfile, null=True, blank=True, on_delete=models.SET_NULL, related_name="clicks"
+    )
 
     class Meta:
         ordering = ["-at"]
@@ -260,6 +337,9 @@ class Feedback(models.Model):
     )
     value = models.SmallIntegerField(choices=[(1, "more like this"), (-1, "less like this")])
     at = models.DateTimeField(default=timezone.now)
+    profile = models.ForeignKey(
+        InterestProfile, null=True, blank=True, on_delete=models.SET_NULL, related_name="feedback"
+    )
 
     class Meta:
         constraints = [

@@ -12,13 +12,20 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
 from newsletter import emails
-from newsletter.forms import CONSENT_VERSION
-from newsletter.models import ConsentRecord, DeliveryEvent, Digest, Subscriber
+from newsletter.forms import CONSENT_VERSION, LikedPaper
+from newsletter.models import (
+    ConsentRecord,
+    DeliveryEvent,
+    Digest,
+    InterestProfile,
+    ProfilePaper,
+    Subscriber,
+)
 from papers.models import Paper
 
 Status = Subscriber.Status
@@ -44,18 +51,65 @@ def rate_limited(ip: str | None, email: str) -> bool:
 
 
 def apply_preferences(subscriber: Subscriber, data: dict[str, Any]) -> None:
-    """Copy cleaned form data onto the subscriber and save (with its topics and liked papers)."""
-    for name in ("keywords", "frequency", "weekday", "send_hour", "timezone"):
-        setattr(subscriber, name, data[name])
-    subscriber.liked_refs = data["liked"]
-    for name in ("excluded_keywords", "digest_size", "trending_weight"):
+    """Copy cleaned form data onto the subscriber (schedule, size) and their first profile
+    (interests), all or nothing. Liked papers the catalogue lacks are fetched once the
+    subscriber is active (``fetch_liked_papers``)."""
+    with transaction.atomic():
+        for name in ("frequency", "weekday", "send_hour", "timezone", "digest_size"):
+            if name in data:
+                setattr(subscriber, name, data[name])
+        if subscriber.status == Status.ACTIVE:
+            subscriber.next_digest_at = subscriber.next_send_after(timezone.now())
+        subscriber.save()
+        profile = subscriber.profiles.first() or InterestProfile(subscriber=subscriber, slot=1)
+        apply_interests(profile, data)
+        if subscriber.status == Status.ACTIVE:
+            fetch_liked_papers([subscriber.pk])
+
+
+def apply_interests(profile: InterestProfile, data: dict[str, Any]) -> None:
+    """Copy cleaned form data (the fields it has) onto ``profile`` and save it."""
+    for name in ("about", "keywords", "excluded_keywords", "authors", "trending_weight"):
         if name in data:
-            setattr(subscriber, name, data[name])
-    if subscriber.status == Status.ACTIVE:
-        subscriber.next_digest_at = subscriber.next_send_after(timezone.now())
-    subscriber.save()
-    subscriber.topics.set(data["topics"])
-    subscriber.liked_papers.set(Paper.objects.filter(arxiv_id__in=subscriber.liked_refs))
+            setattr(profile, name, data[name])
+    profile.save()
+    if "topics" in data:
+        profile.topics.set(data["topics"])
+    if "liked" in data:
+        set_papers(profile, ProfilePaper.LIKED, data["liked"])
+
+
+def set_papers(profile: InterestProfile, opinion: int, chosen: list[LikedPaper]) -> None:
+    """Make ``chosen`` the profile's liked (or disliked) papers; naming a paper the profile had
+    the other opinion of changes its mind."""
+    given = [c.ref.given[:500] for c in chosen]
+    profile.papers.filter(Q(opinion=opinion) | Q(ref__in=given)).delete()
+    ProfilePaper.objects.bulk_create(
+        ProfilePaper(
+            profile=profile,
+            opinion=opinion,
+            ref=ref,
+            arxiv_id=c.ref.arxiv_id or (c.paper and c.paper.arxiv_id) or "",
+            paper=c.paper,
+        )
+        for ref, c in zip(given, chosen, strict=True)
+    )
+
+
+def fetch_liked_papers(subscriber_ids: list[int]) -> list[str]:
+    """Link the subscribers' liked and disliked papers that have arrived in the catalogue, and
+    ask a worker to fetch the others (after the transaction commits). The arXiv ids asked."""
+    from papers.tasks import fetch_papers
+
+    waiting = ProfilePaper.objects.filter(
+        profile__subscriber_id__in=subscriber_ids, paper__isnull=True
+    ).exclude(arxiv_id="")
+    arrived = Paper.objects.filter(arxiv_id=OuterRef("arxiv_id")).values("id")[:1]
+    waiting.filter(Exists(arrived)).update(paper_id=Subquery(arrived))
+    missing = sorted(set(waiting.filter(paper__isnull=True).values_list("arxiv_id", flat=True)))
+    if missing:
+        transaction.on_commit(lambda: fetch_papers.delay(missing))
+    return missing
 
 
 def signup(data: dict[str, Any], ip: str | None, user_agent: str) -> None:
@@ -112,7 +166,7 @@ def confirm(subscriber: Subscriber, ip: str | None, user_agent: str) -> bool:
         subscriber.refresh_from_db()
         subscriber.schedule_first_digest()
         subscriber.save(update_fields=["next_digest_at"])
-        subscriber.liked_papers.set(Paper.objects.filter(arxiv_id__in=subscriber.liked_refs))
+        fetch_liked_papers([subscriber.pk])
         ConsentRecord.objects.create(
             subscriber=subscriber,
             kind=ConsentRecord.Kind.CONFIRM,
@@ -155,6 +209,7 @@ def resume(subscriber: Subscriber) -> None:
 def export_data(subscriber: Subscriber) -> dict[str, Any]:
     """Everything held about the subscriber, as JSON-ready data."""
     digests = Digest.objects.filter(subscriber=subscriber).prefetch_related("items__paper")
+    profiles = subscriber.profiles.prefetch_related("topics", "papers__paper")
     return {
         "email": subscriber.email,
         "status": subscriber.status,
@@ -169,13 +224,7 @@ def export_data(subscriber: Subscriber) -> dict[str, Any]:
             "next_digest_at": subscriber.next_digest_at and subscriber.next_digest_at.isoformat(),
         },
         "digest_size": subscriber.digest_size,
-        "trending_weight": subscriber.trending_weight,
-        "interests": {
-            "topics": [t.name for t in subscriber.topics.all()],
-            "keywords": subscriber.keywords,
-            "liked_papers": subscriber.liked_refs,
-            "excluded_keywords": subscriber.excluded_keywords,
-        },
+        "profiles": [export_profile(p) for p in profiles],
         "consent_records": [
             {
                 "kind": c.kind,
@@ -219,6 +268,31 @@ def export_data(subscriber: Subscriber) -> dict[str, Any]:
     }
 
 
+def export_profile(profile: InterestProfile) -> dict[str, Any]:
+    def papers(opinion: int) -> list[dict[str, Any]]:
+        return [
+            {
+                "as_given": p.ref,
+                "arxiv_id": p.arxiv_id or None,
+                "title": p.paper.title if p.paper else None,
+            }
+            for p in profile.papers.all()
+            if p.opinion == opinion
+        ]
+
+    return {
+        "name": profile.name,
+        "what_you_work_on": profile.about,
+        "topics": [t.name for t in profile.topics.all()],
+        "keywords": profile.keywords,
+        "excluded_keywords": profile.excluded_keywords,
+        "liked_papers": papers(ProfilePaper.LIKED),
+        "disliked_papers": papers(ProfilePaper.DISLIKED),
+        "followed_authors": profile.authors,
+        "trending_weight": profile.trending_weight,
+    }
+
+
 def delivery_events(subscriber: Subscriber) -> QuerySet[DeliveryEvent]:
     return DeliveryEvent.objects.filter(
         Q(digest__subscriber=subscriber) | Q(recipient__iexact=subscriber.email)
@@ -228,8 +302,8 @@ def delivery_events(subscriber: Subscriber) -> QuerySet[DeliveryEvent]:
 @transaction.atomic
 def erase(subscriber: Subscriber) -> None:
     """Delete the subscriber and everything personal. Digests and delivery events stay as
-    anonymous counts (no subscriber, no address); consent records, interests, clicks and
-    feedback go with the row."""
+    anonymous counts (no subscriber, no address); consent records, interest profiles (with
+    their liked papers and followed authors), clicks and feedback go with the row."""
     delivery_events(subscriber).update(recipient="", mta_response="", description="")
     subscriber.delete()
 

@@ -1,3 +1,4 @@
+from collections.abc import Iterable
 from datetime import UTC, datetime, time, timedelta
 from urllib.parse import urlencode
 
@@ -6,6 +7,7 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from papers.ranking import trending_score
+from papers.refs import Ref
 from papers.sources import PaperRecord, title_key
 
 
@@ -38,6 +40,30 @@ COUNT_FIELDS = ("upvotes", "comments", "github_stars")
 
 
 class PaperQuerySet(models.QuerySet["Paper"]):
+    def for_refs(self, refs: Iterable[Ref]) -> dict[Ref, "Paper"]:
+        """The papers ``refs`` name that the catalogue holds (one query): by arXiv id, or by
+        title, compared as ``title_key`` (case, accents and punctuation aside)."""
+        refs = list(refs)
+        ids = {r.arxiv_id for r in refs if r.arxiv_id}
+        keys = {key for r in refs if r.title and (key := title_key(r.title))}
+        if not (ids or keys):
+            return {}
+        by_id: dict[str, Paper] = {}
+        by_title: dict[str, Paper] = {}
+        # A paper with an id wins a title over an id-less capture of the same paper.
+        for paper in self.filter(Q(arxiv_id__in=ids) | Q(title_key__in=keys)).order_by("id"):
+            if paper.arxiv_id in ids:
+                by_id[paper.arxiv_id] = paper
+            known = by_title.get(paper.title_key)
+            better = known is None or (paper.arxiv_id and not known.arxiv_id)
+            if paper.title_key in keys and better:
+                by_title[paper.title_key] = paper
+        found = {
+            r: by_id.get(r.arxiv_id) if r.arxiv_id else by_title.get(title_key(r.title))
+            for r in refs
+        }
+        return {r: p for r, p in found.items() if p is not None}
+
     def trending(self, now: datetime | None = None) -> list["Paper"]:
         """The papers, each with ``.trending`` set, best first (one query)."""
         now = now or timezone.now()

@@ -112,12 +112,42 @@ def active_subscriber(email: str, keywords: list[str], **fields: Any) -> Any:
 
     from newsletter.models import Subscriber
 
+    interests = {name: fields.pop(name) for name in PROFILE_FIELDS if name in fields}
     defaults: dict[str, Any] = {
         "status": Subscriber.Status.ACTIVE,
-        "keywords": keywords,
         "confirmed_at": timezone.now(),
         "next_digest_at": timezone.now() - timedelta(minutes=1),
-        "trending_weight": 0.2,
         "digest_size": 5,
     }
-    return Subscriber.objects.create(email=email, **(defaults | fields))
+    subscriber = Subscriber.objects.create(email=email, **(defaults | fields))
+    add_profile(subscriber, keywords=keywords, **interests)
+    return subscriber
+
+
+PROFILE_FIELDS = (
+    "about",
+    "excluded_keywords",
+    "authors",
+    "trending_weight",
+    "liked",
+    "name",
+    "topics",
+)
+
+
+def add_profile(subscriber: Any, liked: list[str] = (), **fields: Any) -> Any:  # type: ignore[assignment]
+    """Another interest profile for ``subscriber`` (the next slot), liking ``liked`` (REFs)."""
+    from newsletter.forms import LikedPaper
+    from newsletter.models import InterestProfile, ProfilePaper
+    from newsletter.subscriptions import set_papers
+    from papers.models import Paper
+    from papers.refs import parse_ref
+
+    topics = fields.pop("topics", [])
+    slot = subscriber.profiles.count() + 1
+    profile = InterestProfile.objects.create(subscriber=subscriber, slot=slot, **fields)
+    profile.topics.set(topics)
+    refs = [parse_ref(r) for r in liked]
+    found = Paper.objects.for_refs(refs)
+    set_papers(profile, ProfilePaper.LIKED, [LikedPaper(r, found.get(r)) for r in refs])
+    return profile

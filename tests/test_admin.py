@@ -4,6 +4,7 @@ import csv
 import io
 
 import pytest
+from bs4 import BeautifulSoup
 from django.urls import reverse
 from django.utils import timezone
 
@@ -93,3 +94,59 @@ def test_the_csv_export_starts_no_cell_with_what_a_spreadsheet_evaluates(admin_c
     keywords = {row[0]: row[-1] for row in rows[1:]}
     assert keywords["r0@example.org"] == "'" + formulas[0] + "; graph neural networks"
     assert "'=1+1@example.org" in keywords  # shown as typed, after the apostrophe
+
+
+def form_fields(page: bytes) -> dict[str, str | list[str]]:
+    """What the browser would post from the admin's change form, as it stands."""
+    form = BeautifulSoup(page, "html.parser").find("form", id="subscriber_form")
+    data: dict[str, str | list[str]] = {}
+    for field in form.find_all(["input", "textarea", "select"]):  # type: ignore[union-attr]
+        name = str(field.get("name") or "")
+        if not name or field.get("type") in ("submit", "button"):
+            continue
+        if field.name == "textarea":
+            data[name] = field.text.removeprefix("\n")
+        elif field.name == "select":
+            chosen = [str(o["value"]) for o in field.find_all("option") if o.has_attr("selected")]
+            data[name] = chosen if field.has_attr("multiple") else str((chosen or [""])[0])
+        elif field.get("type") == "checkbox":
+            if field.has_attr("checked"):
+                data[name] = str(field.get("value", "on"))
+        else:
+            data[name] = str(field.get("value", ""))
+    return data
+
+
+def test_staff_see_and_edit_a_subscribers_profiles_with_keywords_as_lines(admin_client) -> None:  # type: ignore[no-untyped-def]
+    reader = active_subscriber(
+        "ada@example.org",
+        ["graph neural networks", "message passing"],
+        about="Graphs of molecules.",
+        authors=["Ada Lovelace"],
+        liked=["2401.00001"],
+    )
+    url = reverse("admin:newsletter_subscriber_change", args=[reader.pk])
+    page = admin_client.get(url)
+    text = BeautifulSoup(page.content, "html.parser").get_text()
+    assert "Graphs of molecules." in text and "liked: 2401.00001 (not in the catalogue yet)" in text
+
+    data = form_fields(page.content)
+    assert data["profiles-0-keywords"] == "graph neural networks\nmessage passing"
+    data["profiles-0-keywords"] = "graph neural networks\r\n  protein   folding \r\n\r\n"
+    data["profiles-0-authors"] = "Ada Lovelace\r\nAlan Turing"
+    response = admin_client.post(url, data)
+
+    assert response.status_code == 302, response.content
+    profile = reader.profiles.get()
+    assert profile.keywords == ["graph neural networks", "protein folding"]
+    assert profile.authors == ["Ada Lovelace", "Alan Turing"]
+
+
+def test_the_admin_refuses_to_delete_a_subscribers_last_profile(admin_client) -> None:  # type: ignore[no-untyped-def]
+    reader = active_subscriber("ada@example.org", ["graphs"])
+    url = reverse("admin:newsletter_subscriber_change", args=[reader.pk])
+    data = form_fields(admin_client.get(url).content)
+    data["profiles-0-DELETE"] = "on"
+    response = admin_client.post(url, data)
+    assert response.status_code == 200 and "Please submit at least 1 form" in response.text
+    assert reader.profiles.count() == 1

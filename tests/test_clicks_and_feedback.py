@@ -14,11 +14,12 @@ from newsletter.digests import (
     for_planning,
     plan_digests,
     send_queued,
+    signals_of,
 )
 from newsletter.emails import sign
 from newsletter.models import Click, Digest, Feedback, Subscriber
 from papers.models import Paper
-from tests.factories import active_subscriber
+from tests.factories import active_subscriber, add_profile
 
 pytestmark = pytest.mark.django_db
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
@@ -229,3 +230,30 @@ def test_a_click_lifts_similar_papers_for_that_reader(client, catalogue) -> None
     after = relevance(now)["ada@example.org"]
     for title, _ in TRAFFIC[1:]:
         assert after[title] > before[title]
+
+
+def test_votes_and_clicks_teach_the_profile_the_paper_was_picked_for(client, catalogue) -> None:  # type: ignore[no-untyped-def]
+    reader = active_subscriber("ada@example.org", ["graph neural networks"], digest_size=6)
+    traffic = add_profile(reader, keywords=["traffic forecasting"])
+    molecules = reader.profiles.get(slot=1)
+    digest = Digest.objects.create(subscriber=reader, period="2026-11-22", status="sent")
+    disliked, clicked = catalogue[MOLECULES[0][0]], catalogue[TRAFFIC[0][0]]
+    digest.items.create(paper=disliked, rank=1, score=1, reason="r", profile=molecules)
+    digest.items.create(paper=clicked, rank=2, score=1, reason="r", profile=traffic)
+    token = sign(digest.id, "digest")
+
+    client.get(f"/digest/{token}/{disliked.id}/less/", HTTP_USER_AGENT=BROWSER)
+    client.get(f"/digest/{token}/{clicked.id}/abstract/", HTTP_USER_AGENT=BROWSER)
+
+    assert Feedback.objects.get().profile == molecules
+    assert Click.objects.get().profile == traffic
+    signals, _ = signals_of([reader.id])
+    assert signals[molecules.id].votes == {disliked.id: -1} and not signals[molecules.id].clicked
+    assert signals[traffic.id].clicked == {clicked.id} and not signals[traffic.id].votes
+
+
+def test_a_vote_on_a_paper_picked_for_no_profile_teaches_the_first(client, catalogue) -> None:  # type: ignore[no-untyped-def]
+    active_subscriber("ada@example.org", ["graph neural networks"])
+    paper = catalogue[MOLECULES[0][0]]
+    client.get(link_in_a_sent_digest("ada@example.org", paper, "more"), HTTP_USER_AGENT=BROWSER)
+    assert Feedback.objects.get().profile == Subscriber.objects.get().profiles.get()

@@ -8,10 +8,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from newsletter.digests import claim_due_subscribers, compose_chunk, send_queued
+from newsletter.digests import claim_due_subscribers, compose_chunk, merge_profiles, send_queued
 from newsletter.models import Digest, DigestItem, Subscriber
+from papers import ranking
 from papers.models import Paper
-from tests.factories import active_subscriber
+from tests.factories import active_subscriber, add_profile
 
 pytestmark = pytest.mark.django_db
 
@@ -62,6 +63,111 @@ def test_composing_a_chunk_takes_the_same_number_of_queries_whatever_its_size(ca
 
     assert len(three) == len(thirty) <= 10  # issue 7: at most ten per chunk, whatever its size
     assert Digest.objects.filter(status="queued").count() == 34
+
+
+def readers_with_three_profiles(count: int, prefix: str) -> None:
+    for n in range(count):
+        reader = active_subscriber(f"{prefix}{n}@example.org", ["graph neural networks"])
+        add_profile(reader, keywords=["diffusion models"], liked=["A study of rl number 1"])
+        add_profile(reader, keywords=["reinforcement learning"], authors=["Ada Lovelace"])
+
+
+def test_several_profiles_take_the_same_number_of_queries_for_one_reader_or_fifty(
+    catalogue,
+) -> None:  # type: ignore[no-untyped-def]
+    readers_with_three_profiles(1, "warm")
+    compose_chunk(claim_all())  # fits the catalogue model, as a running worker already has
+    readers_with_three_profiles(1, "one")
+    chunk = claim_all()
+    with CaptureQueriesContext(connection) as one:
+        compose_chunk(chunk)
+    readers_with_three_profiles(50, "many")
+    chunk = claim_all()
+    with CaptureQueriesContext(connection) as fifty:
+        compose_chunk(chunk)
+
+    assert len(one) == len(fifty) <= 10
+    assert DigestItem.objects.filter(digest__subscriber__email__startswith="many").count() == 250
+
+
+def test_a_paper_two_profiles_want_comes_once_for_the_profile_that_scored_it_best() -> None:
+    def pick(key: int, score: float, section: str = ranking.Section.MATCH) -> ranking.Pick:
+        return ranking.Pick(key, score, score, ranking.Reason("keyword", ("x",), "why"), section)
+
+    plan = merge_profiles(
+        [
+            (10, [pick(1, 0.9), pick(2, 0.8), pick(3, 0.4)]),
+            (20, [pick(3, 0.7), pick(4, 0.6), pick(1, 0.5)]),
+        ],
+        size=10,
+    )
+
+    assert [p.key for p in plan] == [1, 3, 2, 4]  # the profiles take turns, best first
+    assert plan.profile_of == {1: 10, 2: 10, 3: 20, 4: 20}
+    assert [p.key for p in merge_profiles([(10, [pick(1, 0.9)]), (20, [pick(2, 0.5)])], 1)] == [1]
+
+    authors = ranking.Section.AUTHORS
+    plan = merge_profiles(
+        [(10, [pick(1, 0.9), pick(2, 0.8)]), (20, [pick(5, 0.1, authors), pick(2, 0.2, authors)])],
+        size=1,
+    )
+    # A followed author's paper comes first and is shown whatever the size; it wins a paper a
+    # profile merely matched.
+    assert [(p.key, p.section, plan.profile_of[p.key]) for p in plan] == [
+        (5, authors, 20),
+        (1, ranking.Section.MATCH, 10),
+    ]
+
+
+def test_each_pick_records_the_profile_it_was_picked_for(catalogue) -> None:  # type: ignore[no-untyped-def]
+    reader = active_subscriber("ada@example.org", ["graph neural networks"], digest_size=12)
+    diffusion = add_profile(reader, keywords=["diffusion models"])
+
+    compose_chunk(claim_all())
+
+    items = DigestItem.objects.filter(digest__subscriber=reader).select_related("paper")
+    graph = reader.profiles.get(slot=1)
+    found = {(i.paper.title.split()[3], i.profile_id) for i in items}
+    assert found == {("graph", graph.id), ("diffusion", diffusion.id)}
+    assert items.count() == len({i.paper_id for i in items}) == 8
+
+
+def test_a_followed_authors_new_paper_comes_in_its_own_part_whatever_its_relevance(  # type: ignore[no-untyped-def]
+    catalogue, mailoutbox
+) -> None:
+    by_her = Paper.objects.create(
+        title="Medieval falconry manuscripts, digitised",
+        title_key="medieval falconry manuscripts digitised",
+        abstract="We digitise falconry manuscripts.",
+        authors=["Ada Lovelace", "Someone Else"],
+        listed_on=timezone.now().date(),
+        source="text",
+    )
+    reader = active_subscriber("ada@example.org", ["graph neural networks"], digest_size=2)
+    follows = add_profile(reader, keywords=["diffusion models"], authors=["A. Lovelace"])
+
+    send_queued(compose_chunk(claim_all()))
+
+    items = list(DigestItem.objects.filter(digest__subscriber=reader).order_by("rank"))
+    assert (items[0].paper, items[0].section, items[0].profile) == (by_her, "authors", follows)
+    assert [i.section for i in items[1:]] == ["match", "match"]
+    body = str(mailoutbox[0].body)
+    assert (
+        body.index("By authors you follow")
+        < body.index("Medieval falconry")
+        < body.index("Picked for your interests")
+    )
+
+
+def test_the_profiles_take_turns_within_the_digest_size(catalogue) -> None:  # type: ignore[no-untyped-def]
+    reader = active_subscriber("ada@example.org", ["graph neural networks"], digest_size=4)
+    add_profile(reader, keywords=["diffusion models"])
+
+    compose_chunk(claim_all())
+
+    items = DigestItem.objects.filter(digest__subscriber=reader).select_related("paper")
+    topics = [item.paper.title.split()[3] for item in items.order_by("rank")]
+    assert topics == ["graph", "diffusion", "graph", "diffusion"]
 
 
 def test_a_redelivered_chunk_composes_nothing_twice(catalogue) -> None:  # type: ignore[no-untyped-def]

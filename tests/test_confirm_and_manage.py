@@ -47,7 +47,8 @@ def test_confirming_activates_and_schedules_the_first_digest(client: Client) -> 
     assert subscriber.status == "active" and subscriber.confirmed_at
     assert subscriber.next_digest_at and subscriber.next_digest_at > timezone.now()
     assert subscriber.next_digest_at.astimezone(subscriber.zone).hour == 8
-    assert [p.arxiv_id for p in subscriber.liked_papers.all()] == ["2503.12345"]
+    liked = subscriber.profiles.get().papers.get()
+    assert liked.paper and liked.paper.arxiv_id == "2503.12345"
     confirm = ConsentRecord.objects.get(kind="confirm")
     assert (confirm.ip, confirm.user_agent) == ("198.51.100.4", "Safari")
 
@@ -111,10 +112,11 @@ def test_the_manage_page_changes_every_preference_and_reschedules(client: Client
 
     assert response.status_code == 200 and b"Saved" in response.content
     reader.refresh_from_db()
-    assert reader.keywords == ["video generation"] and reader.excluded_keywords == ["medical"]
-    assert list(reader.topics.all()) == [topic]
+    profile = reader.profiles.get()
+    assert profile.keywords == ["video generation"] and profile.excluded_keywords == ["medical"]
+    assert list(profile.topics.all()) == [topic]
     assert (reader.frequency, reader.weekday, reader.send_hour) == ("weekly", 2, 18)
-    assert (reader.digest_size, reader.trending_weight) == (5, 0.5)
+    assert (reader.digest_size, profile.trending_weight) == (5, 0.5)
     local = reader.next_digest_at.astimezone(reader.zone)  # type: ignore[union-attr]
     assert (local.weekday(), local.hour) == (2, 18)
 

@@ -17,9 +17,9 @@ from django.utils import timezone
 
 from config.celery import app as celery_app
 from newsletter import dashboard
-from newsletter.models import Click, DeliveryEvent, Digest, Subscriber
+from newsletter.models import Click, DeliveryEvent, Digest, InterestProfile, Subscriber
 from papers.models import ImportRun, Paper, Topic
-from tests.factories import active_subscriber, hf_item, hf_json
+from tests.factories import active_subscriber, add_profile, hf_item, hf_json
 
 pytestmark = pytest.mark.django_db
 Status = Subscriber.Status
@@ -49,9 +49,10 @@ def build_month(now, readers: int = 4):  # type: ignore[no-untyped-def]
     active = []
     for n in range(readers):
         reader = active_subscriber(f"r{n}@example.org", ["graph neural networks", "GNN"])
-        reader.topics.add(gnn)
+        reader.profiles.get().topics.add(gnn)
         active.append(reader)
-    Subscriber.objects.create(email="p@example.org", status=Status.PENDING, keywords=["gnn"])
+    pending = Subscriber.objects.create(email="p@example.org", status=Status.PENDING)
+    add_profile(pending, keywords=["gnn"])
     Subscriber.objects.create(email="z@example.org", status=Status.PAUSED)
     Subscriber.objects.create(
         email="u1@example.org", status=Status.UNSUBSCRIBED, unsubscribed_at=now - timedelta(days=3)
@@ -181,10 +182,12 @@ def test_the_dashboard_makes_the_same_queries_for_ten_or_thousands_of_rows(clien
 
     gnn = Topic.objects.get(slug="graph-neural-networks")
     readers = Subscriber.objects.bulk_create(
-        Subscriber(email=f"bulk{n}@example.org", status=Status.ACTIVE, keywords=[f"k{n % 50}"])
-        for n in range(3000)
+        Subscriber(email=f"bulk{n}@example.org", status=Status.ACTIVE) for n in range(3000)
     )
-    gnn.subscribers.add(*readers[:1000])
+    profiles = InterestProfile.objects.bulk_create(
+        InterestProfile(subscriber=r, keywords=[f"k{n % 50}"]) for n, r in enumerate(readers)
+    )
+    gnn.profiles.add(*profiles[:1000])
     digests = Digest.objects.bulk_create(
         Digest(subscriber=r, period="bulk", status="sent", sent_at=now - timedelta(days=n % 20))
         for n, r in enumerate(readers)

@@ -9,7 +9,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from newsletter.models import Subscriber
-from tests.factories import active_subscriber
+from tests.factories import active_subscriber, add_profile
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +32,8 @@ def test_a_preview_with_nothing_to_send_shows_a_hostile_address_as_text(admin_cl
 
 
 def test_the_admin_pages_of_a_hostile_address_hold_no_markup_of_it(admin_client) -> None:  # type: ignore[no-untyped-def]
-    reader = Subscriber.objects.create(email=META_REFRESH, keywords=["<b>bold</b>"])
+    reader = Subscriber.objects.create(email=META_REFRESH)
+    add_profile(reader, keywords=["<b>bold</b>"], authors=["<b>bold</b>"], about="<b>bold</b>")
     for url in (
         "/admin/newsletter/subscriber/",
         f"/admin/newsletter/subscriber/{reader.pk}/change/",

@@ -25,15 +25,23 @@ def reader():  # type: ignore[no-untyped-def]
         source="text",
         arxiv_id="2511.00001",
     )
-    reader = active_subscriber(
-        EMAIL, ["graph neural networks"], excluded_keywords=["medical"], liked_refs=["2511.00001"]
+    Paper.objects.create(
+        title="Message passing explained", title_key="mpe", source="text", arxiv_id="2401.00002"
     )
-    reader.topics.set(Topic.objects.filter(slug="graph-neural-networks"))
+    reader = active_subscriber(
+        EMAIL,
+        ["graph neural networks"],
+        about="Message passing on large graphs.",
+        excluded_keywords=["medical"],
+        liked=["https://arxiv.org/abs/2401.00002v1", "2512.99999"],
+        authors=["Ada Lovelace"],
+        topics=Topic.objects.filter(slug="graph-neural-networks"),
+    )
     ConsentRecord.objects.create(
         subscriber=reader, kind="signup", ip=IP, user_agent=AGENT, consent_version="v1"
     )
     send_queued(compose_chunk(claim_due_subscribers(timezone.now(), 10)))
-    digest, paper = Digest.objects.get(), Paper.objects.get()
+    digest, paper = Digest.objects.get(), Paper.objects.get(arxiv_id="2511.00001")
     DeliveryEvent.objects.create(
         provider="Postmark",
         event_type="delivered",
@@ -56,12 +64,26 @@ def test_the_export_holds_everything_about_the_subscriber(client: Client, reader
     assert response["Content-Disposition"].startswith("attachment")
     data = json.loads(response.content)
     assert data["email"] == EMAIL and data["status"] == "active"
-    assert data["interests"] == {
-        "topics": ["Graph neural networks"],
-        "keywords": ["graph neural networks"],
-        "liked_papers": ["2511.00001"],
-        "excluded_keywords": ["medical"],
-    }
+    assert data["profiles"] == [
+        {
+            "name": "My interests",
+            "what_you_work_on": "Message passing on large graphs.",
+            "topics": ["Graph neural networks"],
+            "keywords": ["graph neural networks"],
+            "excluded_keywords": ["medical"],
+            "liked_papers": [
+                {
+                    "as_given": "https://arxiv.org/abs/2401.00002v1",
+                    "arxiv_id": "2401.00002",
+                    "title": "Message passing explained",
+                },
+                {"as_given": "2512.99999", "arxiv_id": "2512.99999", "title": None},
+            ],
+            "disliked_papers": [],
+            "followed_authors": ["Ada Lovelace"],
+            "trending_weight": 0.2,
+        }
+    ]
     assert data["schedule"]["timezone"] == "UTC"
     assert [(c["kind"], c["ip"], c["user_agent"]) for c in data["consent_records"]] == [
         ("signup", IP, AGENT)

@@ -153,9 +153,12 @@ def field_values(name: str, topic_ids: list[str]) -> st.SearchStrategy[Any]:
         "email": addresses(),
         "topics": st.lists(st.sampled_from(topic_ids), max_size=3),
         "keywords": keyword,
+        "about": st.sampled_from(["", "I train small networks for microcontrollers."]),
         "liked": st.sampled_from(
             ["", "2503.12345", "https://arxiv.org/abs/2402.00001v2, hep-th/9901001"]
         ),
+        "authors": st.sampled_from(["", "Song Han", "Ada Lovelace; Alan Turing"]),
+        "excluded_keywords": st.sampled_from(["", "medical", "crypto, blockchain"]),
         "frequency": st.sampled_from(["daily", "weekly"]),
         "weekday": st.sampled_from([str(d) for d in range(7)]),
         "send_hour": st.sampled_from([str(h) for h in range(24)]),

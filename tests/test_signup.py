@@ -4,7 +4,7 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from newsletter.models import ConsentRecord, Subscriber
+from newsletter.models import ConsentRecord, ProfilePaper, Subscriber
 from papers.models import Topic
 from tests.factories import active_subscriber
 
@@ -54,10 +54,12 @@ def test_a_signup_is_pending_with_its_interests_and_consent_and_gets_a_confirmat
     subscriber = Subscriber.objects.get()
     assert subscriber.email == "ada@example.org"
     assert subscriber.status == "pending" and subscriber.next_digest_at is None
-    assert subscriber.keywords == ["diffusion models", "RLHF", "image editing"]
-    assert subscriber.liked_refs == ["2503.12345", "2402.00001"]
+    profile = subscriber.profiles.get()
+    assert profile.keywords == ["diffusion models", "RLHF", "image editing"]
+    assert profile.refs(ProfilePaper.LIKED) == ["https://arxiv.org/abs/2503.12345v2", "2402.00001"]
+    assert [p.arxiv_id for p in profile.papers.all()] == ["2503.12345", "2402.00001"]
     assert (subscriber.frequency, subscriber.weekday, subscriber.send_hour) == ("weekly", 4, 7)
-    assert set(subscriber.topics.all()) == set(topics)
+    assert set(profile.topics.all()) == set(topics)
     consent = ConsentRecord.objects.get()
     assert (consent.kind, consent.ip, consent.user_agent) == ("signup", "203.0.113.7", "Firefox")
     assert len(mail.outbox) == 1 and "/confirm/" in mail.outbox[0].body
@@ -86,7 +88,7 @@ def test_an_anonymous_form_never_changes_an_active_subscribers_preferences(clien
     reader = active_subscriber("ada@example.org", ["graphs"])
     post(client, keywords="something else entirely")
     reader.refresh_from_db()
-    assert reader.keywords == ["graphs"] and reader.status == "active"
+    assert reader.profiles.get().keywords == ["graphs"] and reader.status == "active"
 
 
 def test_an_unsubscribed_address_can_sign_up_again(client: Client) -> None:
@@ -132,9 +134,9 @@ def test_signups_are_rate_limited_per_ip(client: Client, settings) -> None:  # t
         ({"keywords": "ok\x07bad"}, "keywords", "plain text only"),
         ({"keywords": "ok\x00bad"}, "keywords", "Null characters are not allowed"),
         ({"topics": ["99999"]}, "topics", "Select a valid choice"),
-        ({"liked": "not-a-paper"}, "liked", "not an arXiv id"),
+        ({"liked": "2503.123"}, "liked", "“2503.123” is not a valid arXiv id"),
         ({"consent": ""}, "consent", "This field is required"),
-        ({"keywords": "", "topics": []}, None, "Pick a topic or type a keyword"),
+        ({"keywords": "", "topics": [], "liked": ""}, None, "Say what you work on, pick a topic"),
     ],
 )
 def test_bad_input_gets_a_clear_message_and_saves_nothing(

@@ -9,6 +9,7 @@ from django.apps import apps
 from django.core import mail
 
 from newsletter.models import Subscriber
+from papers.models import Paper
 from tests.conftest import ARTIFACTS
 
 add_topics = import_module("papers.migrations.0003_seed_topics").add_topics
@@ -62,7 +63,7 @@ def test_signup_confirm_manage_unsubscribe_and_erase_in_a_real_browser(page, liv
     page.wait_for_selector("text=Saved")
     page.screenshot(path=ARTIFACTS / "manage.png", full_page=True)
     reader = Subscriber.objects.get()
-    assert reader.keywords == ["protein folding"] and reader.frequency == "weekly"
+    assert reader.profiles.get().keywords == ["protein folding"] and reader.frequency == "weekly"
 
     page.click("button:has-text('Unsubscribe')")
     page.wait_for_selector("text=Unsubscribed")
@@ -73,3 +74,42 @@ def test_signup_confirm_manage_unsubscribe_and_erase_in_a_real_browser(page, liv
     page.wait_for_selector("text=Your data is gone")
     page.screenshot(path=ARTIFACTS / "erased.png")
     assert not Subscriber.objects.exists()
+
+
+def test_signup_with_a_description_a_liked_paper_link_and_a_followed_author(
+    page, live_server
+) -> None:  # type: ignore[no-untyped-def]
+    Paper.objects.create(
+        arxiv_id="2110.15352",
+        title="MCUNetV2: Memory-Efficient Patch-based Inference for Tiny Deep Learning",
+        title_key="mcunetv2",
+        source="arxiv",
+    )
+    page.goto(live_server.url + "/")
+    page.fill("#id_email", "ada@example.org")
+    page.fill("#id_about", "Networks on microcontrollers with a few hundred kilobytes.")
+    page.fill("#id_liked", "https://example.com/papers/2110.15352")
+    page.fill("#id_authors", "Song Han")
+    page.check("#id_consent")
+    page.click("button:has-text('Subscribe')")
+    error = page.locator(".field:has(#id_liked) .errorlist")
+    assert "links to example.com" in error.inner_text()  # next to the field
+    assert page.input_value("#id_about").startswith("Networks on microcontrollers")  # kept
+    assert not Subscriber.objects.exists()
+
+    page.fill("#id_liked", "https://huggingface.co/papers/2110.15352")
+    page.click("button:has-text('Subscribe')")
+    page.wait_for_selector("text=Check your inbox")
+    page.goto(link_in_last_email("confirm", live_server))
+    page.click("text=Yes, confirm")
+    page.wait_for_selector("text=You're subscribed")
+
+    profile = Subscriber.objects.get().profiles.get()
+    assert profile.about == "Networks on microcontrollers with a few hundred kilobytes."
+    assert profile.authors == ["Song Han"]
+    liked = profile.papers.get()
+    assert liked.paper and liked.paper.title.startswith("MCUNetV2")
+    page.click("text=Change your interests or schedule")
+    assert page.input_value("#id_liked") == "https://huggingface.co/papers/2110.15352"
+    assert page.input_value("#id_authors") == "Song Han"
+    page.screenshot(path=ARTIFACTS / "manage-profile.png", full_page=True)

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from newsletter.models import Digest, Subscriber
+from newsletter.models import Digest, InterestProfile, Subscriber
 from newsletter.tasks import dispatch_digests
 from papers.models import Topic
 
@@ -39,13 +39,15 @@ class Command(BaseCommand):
                 email=email,
                 defaults={
                     "status": Subscriber.Status.ACTIVE,
-                    "keywords": keywords,
                     "confirmed_at": now,
                     "next_digest_at": now,
                     "claimed_at": None,
                 },
             )
-            reader.topics.set(Topic.objects.filter(slug__in=topic_slugs))
+            profile, _ = InterestProfile.objects.update_or_create(
+                subscriber=reader, slot=1, defaults={"keywords": keywords}
+            )
+            profile.topics.set(Topic.objects.filter(slug__in=topic_slugs))
             readers.append(reader)
         # A fresh round: the demo may run again the same day.
         Digest.objects.filter(subscriber__in=readers).delete()
