@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 
-.PHONY: install lint test demo demo-port serve clean audit chaos lock
+.PHONY: install lint test demo demo-port serve clean audit chaos lock fuzz
 
 # Exactly the versions in the lock file, each checked against its hash; then the project itself.
 $(STAMP): pyproject.toml requirements-dev.txt
@@ -21,14 +21,24 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
+# DEVTOOLS: the development tools (devtools/) are an app whatever DEBUG says, for the tests
+# that run bench_digests and chaos.
 test: lint
-	$(BIN)/pytest
+	DEVTOOLS=true $(BIN)/pytest
+
+# The property-based tests with ten times the examples from a fresh seed (`make test` and CI
+# always explore the same ones). The seed is printed: `make fuzz SEED=...` replays a run.
+fuzz: install
+	@seed=$${SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	echo "make fuzz: hypothesis seed $$seed (replay with: make fuzz SEED=$$seed)"; \
+	PAPERBOY_FUZZ=1 $(BIN)/pytest -m hypothesis --hypothesis-seed=$$seed; \
+	status=$$?; echo "make fuzz: hypothesis seed $$seed"; exit $$status
 
 # Fault injection on the real pipeline (needs PostgreSQL via DATABASE_URL, and redis-server);
 # prints a table and fails on any duplicate, loss or mail to someone who stopped. CI runs it.
 CHAOS_SUBSCRIBERS ?= 2000
 chaos: install
-	$(BIN)/python manage.py chaos --subscribers $(CHAOS_SUBSCRIBERS)
+	DEVTOOLS=true $(BIN)/python manage.py chaos --subscribers $(CHAOS_SUBSCRIBERS)
 
 # After changing the dependencies in pyproject.toml: refresh the lock files (requirements-dev.txt
 # for development and CI, requirements.txt, the same versions, for the Docker image), keeping

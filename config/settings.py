@@ -85,6 +85,16 @@ INSTALLED_APPS = [
     "papers",
     "newsletter",
 ]
+# Development-only tooling (devtools/: the benchmark, the fault injection, their harness) is an
+# app when DEVTOOLS says so, by default with DEBUG; the production image leaves it out.
+_devtools_here = (BASE_DIR / "devtools" / "apps.py").exists()
+DEVTOOLS = env_bool("DEVTOOLS", "true" if DEBUG and _devtools_here else "false")
+if DEVTOOLS:
+    if not _devtools_here:
+        raise ImproperlyConfigured(
+            "DEVTOOLS=true, but devtools/ is not here (the production image leaves it out)"
+        )
+    INSTALLED_APPS.append("devtools")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

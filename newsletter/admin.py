@@ -132,11 +132,9 @@ class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
             return self.admin_site.admin_view(run)
 
         return [
+            path("<id:pk>/preview/", tool(dashboard.preview), name="newsletter_subscriber_preview"),
             path(
-                "<int:pk>/preview/", tool(dashboard.preview), name="newsletter_subscriber_preview"
-            ),
-            path(
-                "<int:pk>/send-test/",
+                "<id:pk>/send-test/",
                 require_POST(tool(dashboard.send_test)),
                 name="newsletter_subscriber_send_test",
             ),
@@ -156,10 +154,12 @@ class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
 
     @admin.action(description="Resend the confirmation email (pending only)")
     def resend_confirmation(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
-        pending = list(queryset.filter(status=Subscriber.Status.PENDING))
-        for subscriber in pending:
-            subscriptions.send_confirmation(subscriber)
-        self.message_user(request, f"Sent {len(pending)} confirmation email(s).")
+        pending = list(
+            queryset.filter(status=Subscriber.Status.PENDING).values_list("pk", flat=True)
+        )
+        for subscriber_id in pending:
+            subscriptions.queue_email(subscriber_id, "confirm")
+        self.message_user(request, f"Queued {len(pending)} confirmation email(s).")
 
     @admin.action(description="Export the selected subscribers as CSV")
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> HttpResponse:

@@ -1,8 +1,5 @@
 """Pages reached from a digest: the digest in a browser and the feedback links."""
 
-from typing import Any
-
-from django.core import signing
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils import timezone
@@ -14,17 +11,10 @@ from newsletter.models import Click, Digest, DigestItem, Feedback, InterestProfi
 LINK_MAX_AGE = 60 * 60 * 24 * 180  # digest links keep working for half a year
 
 
-def unsign(token: str, purpose: str) -> Any:
-    try:
-        return signing.loads(token, salt=f"newsletter.{purpose}", max_age=LINK_MAX_AGE)
-    except signing.BadSignature:
-        raise Http404("This link is broken or has expired.") from None
-
-
 def digest_id(token: str) -> int:
-    value = unsign(token, "digest")
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise Http404("This link is broken.")
+    value = emails.signed_id(token, "digest", LINK_MAX_AGE)
+    if value is None:
+        raise Http404("This link is broken or has expired.")
     return value
 
 

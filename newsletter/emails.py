@@ -66,6 +66,18 @@ def sign(value: object, purpose: str) -> str:
     return signing.dumps(value, salt=f"newsletter.{purpose}", compress=True)
 
 
+def signed_id(token: str, purpose: str, max_age: int | None = None) -> int | None:
+    """The row id a link ``sign``-ed for ``purpose`` carries; None when the token is tampered
+    with, expired, or holds anything but an id the database can hold."""
+    try:
+        value = signing.loads(token, salt=f"newsletter.{purpose}", max_age=max_age)
+    except signing.BadSignature:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        return None
+    return value
+
+
 def unsubscribe_url(subscriber: Subscriber) -> str:
     return absolute(reverse("unsubscribe", args=[sign(subscriber.id, "unsubscribe")]))
 

@@ -36,13 +36,20 @@ RELEVANCE_CHOICES = [
 HOURS = [(h, f"{h:02d}:00") for h in range(24)]
 
 
+# A "quoted phrase" (commas and all), or a run of text up to the next separator.
+TERM = re.compile(r'"([^"]*)"|([^",;\n]+)')
+
+
 def split_terms(text: str) -> list[str]:
-    """Keywords as typed: separated by commas or new lines; "quoted phrases" stay whole."""
-    quoted = re.findall(r'"([^"]+)"', text)
-    rest = re.sub(r'"[^"]*"', ",", text)
-    terms = quoted + re.split(r"[,;\n]+", rest)
-    cleaned = [" ".join(t.split()) for t in terms]
-    return list(dict.fromkeys(t for t in cleaned if t))
+    """Keywords as typed, in order: separated by commas, semicolons or new lines; "quoted
+    phrases" stay whole (a stray quote mark is dropped)."""
+    terms = [" ".join((quoted or plain).split()) for quoted, plain in TERM.findall(text)]
+    return list(dict.fromkeys(t for t in terms if t))
+
+
+def join_terms(terms: list[str]) -> str:
+    """Keywords as the form shows them: ``split_terms`` gives back the same list."""
+    return ", ".join(f'"{t}"' if re.search(r"[,;]", t) else t for t in terms)
 
 
 def plain_text(text: str) -> str:
@@ -285,14 +292,13 @@ class ManageForm(PreferencesForm):
         """The form filled with the subscriber's schedule and their first profile."""
         profile = subscriber.profiles.first() or InterestProfile()
         weight = min(RELEVANCE_CHOICES, key=lambda c: abs(float(c[0]) - profile.trending_weight))
-        listed = ", ".join
         return cls(
             initial={
                 "about": profile.about,
                 "topics": list(profile.topics.all()) if profile.pk else [],
-                "keywords": listed(f'"{k}"' if "," in k else k for k in profile.keywords),
+                "keywords": join_terms(profile.keywords),
                 "liked": "\n".join(profile.refs(ProfilePaper.LIKED)) if profile.pk else "",
-                "excluded_keywords": listed(profile.excluded_keywords),
+                "excluded_keywords": join_terms(profile.excluded_keywords),
                 "authors": "; ".join(profile.authors),
                 "frequency": subscriber.frequency,
                 "weekday": subscriber.weekday,

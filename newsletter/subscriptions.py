@@ -6,6 +6,7 @@ Views and tasks stay thin and call these functions, which tests call directly to
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.urls import reverse
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from newsletter import emails
 from newsletter.forms import CONSENT_VERSION, LikedPaper
@@ -29,6 +31,7 @@ from newsletter.models import (
 from papers.models import Paper
 
 Status = Subscriber.Status
+logger = logging.getLogger(__name__)
 
 
 def rate_limited(ip: str | None, email: str) -> bool:
@@ -139,15 +142,34 @@ def signup(data: dict[str, Any], ip: str | None, user_agent: str) -> None:
                 consent_version=CONSENT_VERSION,
             )
             transactional_email = "confirm"
-    if transactional_email == "confirm":
-        send_confirmation(subscriber)
-    else:
-        emails.build_email(transactional_email, subscriber, {}, transactional=True).send()
+    queue_email(subscriber.pk, transactional_email)
 
 
-def send_confirmation(subscriber: Subscriber) -> None:
-    context = {"confirm_url": confirm_url(subscriber)}
-    emails.build_email("confirm", subscriber, context, transactional=True).send()
+# Which subscription email applies to which state: by the time a worker sends one, the reader
+# may have confirmed already, or left.
+EMAIL_WHILE = {"confirm": [Status.PENDING], "manage-link": [Status.ACTIVE, Status.PAUSED]}
+
+
+def queue_email(subscriber_id: int, name: str) -> None:
+    """Hand a subscription email ("confirm" or "manage-link") to a worker, which retries while
+    the mail server or provider is down: the visitor's page never waits for it or fails with it.
+    """
+    from newsletter.tasks import send_subscription_email
+
+    try:
+        send_subscription_email.delay(subscriber_id, name)
+    except OperationalError:  # the broker is down, and /healthz says so; signing up again
+        logger.exception("Could not queue the %s email of subscriber %s", name, subscriber_id)
+
+
+def send_email(subscriber_id: int, name: str) -> str:
+    """Send a subscription email, if it still applies; what was done (for logs and tests)."""
+    subscriber = Subscriber.objects.filter(pk=subscriber_id, status__in=EMAIL_WHILE[name]).first()
+    if subscriber is None:
+        return "no longer applies"
+    context = {"confirm_url": confirm_url(subscriber)} if name == "confirm" else {}
+    emails.build_email(name, subscriber, context, transactional=True).send()
+    return "sent"
 
 
 def confirm_url(subscriber: Subscriber) -> str:

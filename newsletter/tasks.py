@@ -72,6 +72,18 @@ def send_queued_digests(self: Any, digest_ids: list[int]) -> dict[str, int]:
     return {"sent": result.sent, "failed": result.failed, "cancelled": result.cancelled}
 
 
+@shared_task(bind=True, max_retries=settings.DIGEST_SEND_RETRIES)
+def send_subscription_email(self: Any, subscriber_id: int, name: str) -> str:
+    """A confirmation or "manage your subscription" email, out of the signup request: while
+    the mail server or provider is down it is retried with backoff, as digests are."""
+    try:
+        return subscriptions.send_email(subscriber_id, name)
+    except Exception as exc:
+        if not digests.classify(exc) or self.request.retries >= self.max_retries:
+            raise
+        raise self.retry(countdown=backoff(self.request.retries), exc=exc) from exc
+
+
 @shared_task
 def purge_unconfirmed() -> int:
     """Beat: forget signups that were never confirmed."""

@@ -12,7 +12,7 @@ urlpatterns = [
     # A digest's page, and under it its papers' links: one signed token per digest (emails.py
     # builds these paths by hand, after reversing "digest_view").
     path("digest/<str:token>/", digest_views.digest_view, name="digest_view"),
-    path("digest/<str:token>/<int:paper_id>/more/", digest_views.feedback, {"vote": 1}),
-    path("digest/<str:token>/<int:paper_id>/less/", digest_views.feedback, {"vote": -1}),
-    path("digest/<str:token>/<int:paper_id>/<slug:kind>/", digest_views.follow, name="follow"),
+    path("digest/<str:token>/<id:paper_id>/more/", digest_views.feedback, {"vote": 1}),
+    path("digest/<str:token>/<id:paper_id>/less/", digest_views.feedback, {"vote": -1}),
+    path("digest/<str:token>/<id:paper_id>/<slug:kind>/", digest_views.follow, name="follow"),
 ]

@@ -4,13 +4,12 @@ import json
 from typing import Any
 
 from django.conf import settings
-from django.core import signing
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from newsletter import subscriptions
+from newsletter import emails, subscriptions
 from newsletter.forms import ManageForm, SignupForm
 from newsletter.models import Subscriber
 from papers.views import latest_trending_page
@@ -22,13 +21,11 @@ def client(request: HttpRequest) -> tuple[str | None, str]:
 
 def subscriber_from(token: str, purpose: str, max_age: int | None = None) -> Subscriber:
     """The subscriber a signed link names; a friendly 404 for a tampered, expired or dead link."""
-    try:
-        pk = signing.loads(token, salt=f"newsletter.{purpose}", max_age=max_age)
-        return Subscriber.objects.get(pk=int(pk))
-    except (signing.BadSignature, Subscriber.DoesNotExist, TypeError, ValueError):
-        raise Http404(
-            "This link is broken, has expired, or its subscription no longer exists."
-        ) from None
+    pk = emails.signed_id(token, purpose, max_age)
+    subscriber = Subscriber.objects.filter(pk=pk).first() if pk else None
+    if subscriber is None:
+        raise Http404("This link is broken, has expired, or its subscription no longer exists.")
+    return subscriber
 
 
 def message(
@@ -87,7 +84,7 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
         return render(
             request,
             "newsletter/confirmed.html",
-            {"subscriber": subscriber, "manage_url": subscriptions.emails.manage_url(subscriber)},
+            {"subscriber": subscriber, "manage_url": emails.manage_url(subscriber)},
         )
     return message(
         request,

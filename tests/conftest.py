@@ -3,12 +3,7 @@ missing (PAPERBOY_REQUIRE_SERVICES=1, set by .ci/run) and skip, saying why, ever
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,14 +11,26 @@ from django.conf import settings
 from django.db import connection, connections
 from hypothesis import settings as hypothesis_settings
 
+from devtools import harness
+from devtools.harness import CeleryProcess
+
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRE_SERVICES = os.environ.get("PAPERBOY_REQUIRE_SERVICES") == "1"
 
 # In CI the property-based tests explore the same examples every run, so a red build names a
 # reproducible bug; elsewhere each run explores new ones (and a failure prints its blob).
+# `make fuzz` (PAPERBOY_FUZZ=1) explores ten times as many from a fresh seed it prints.
+FUZZ = os.environ.get("PAPERBOY_FUZZ") == "1"
+EXAMPLES_FACTOR = 10 if FUZZ else 1
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
 hypothesis_settings.register_profile("dev", print_blob=True)
-hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
+hypothesis_settings.register_profile("fuzz", max_examples=100 * EXAMPLES_FACTOR, print_blob=True)
+hypothesis_settings.load_profile("fuzz" if FUZZ else "ci" if os.environ.get("CI") else "dev")
+
+
+def examples(count: int) -> int:
+    """A property test's number of examples: ``count``, ten times as many under `make fuzz`."""
+    return count * EXAMPLES_FACTOR
 
 
 def missing_service(reason: str) -> None:
@@ -42,6 +49,16 @@ def _fast_and_isolated(settings, tmp_path):  # type: ignore[no-untyped-def]
     from django.core.cache import cache
 
     cache.clear()  # rate-limit counters must not leak from one test into the next
+
+
+@pytest.fixture
+def eager_tasks() -> Iterator[None]:
+    """Tasks queued by the code under test run at once in this process, errors raised."""
+    from config.celery import app
+
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager = app.conf.task_eager_propagates = False
 
 
 @pytest.fixture
@@ -104,24 +121,19 @@ def browser(chromium_path, live_server, settings, monkeypatch):  # type: ignore[
 
 def worker_environment(broker_url: str) -> dict[str, str]:
     """The environment a subprocess needs to share this test's database, broker and mail."""
-    db = connection.settings_dict
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        CELERY_BROKER_URL=broker_url,
-        PYTHONUNBUFFERED="1",
+    return harness.process_env(
+        harness.database_url(connection.settings_dict["NAME"]),
+        broker_url,
         EMAIL_BACKEND=settings.EMAIL_BACKEND,
         EMAIL_HOST=settings.EMAIL_HOST,
         EMAIL_PORT=str(settings.EMAIL_PORT),
         DIGEST_RETRY_BASE_SECONDS="1",
+        DEVTOOLS="true",
     )
-    return env
 
 
 @pytest.fixture
-def celery_worker(
-    postgres, redis_url, transactional_db, tmp_path
-) -> Iterator[subprocess.Popen[bytes]]:  # type: ignore[no-untyped-def]
+def celery_worker(postgres, redis_url, transactional_db, tmp_path) -> Iterator[CeleryProcess]:  # type: ignore[no-untyped-def]
     """A real Celery worker process on the Redis broker, using the test database."""
     broker = settings.CELERY_BROKER_URL
     if not broker.startswith("redis://"):
@@ -129,88 +141,21 @@ def celery_worker(
     import redis
 
     redis.Redis.from_url(broker).flushdb()
-    options = ("--concurrency=2", "--without-gossip", "--without-mingle", "--without-heartbeat")
-    with running_worker(worker_environment(broker), tmp_path / "worker.log", *options) as proc:
-        yield proc
-
-
-@contextmanager
-def running_worker(
-    env: dict[str, str], log_path: Path, *options: str
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A real Celery worker process with ``env``, once it says it is ready; stopped after."""
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", *options],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    log = tmp_path / "worker.log"
     try:
-        deadline = time.monotonic() + 60
-        while " ready." not in log_path.read_text():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the Celery worker did not start:\n{log_path.read_text()}")
-            time.sleep(0.2)
-        yield proc
+        with harness.running_worker(
+            worker_environment(broker), log, "--concurrency=2", "--without-heartbeat"
+        ) as worker:
+            yield worker
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        print(f"worker log:\n{log_path.read_text()[-3000:]}")
-
-
-class SmtpSink:
-    """A real SMTP server on loopback (aiosmtpd) that keeps what it receives.
-
-    Recipients containing ``reject`` get a permanent 550; those containing ``busy`` get a
-    transient 451 the first ``busy_times`` times they are tried.
-    """
-
-    def __init__(self, busy_times: int = 1) -> None:
-        self.messages: list[bytes] = []
-        self.busy_times = busy_times
-        self.busy_seen: dict[str, int] = {}
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
-        if "reject" in address:
-            return "550 5.1.1 No such user here"
-        if "busy" in address:
-            self.busy_seen[address] = self.busy_seen.get(address, 0) + 1
-            if self.busy_seen[address] <= self.busy_times:
-                return "451 4.3.0 Try again later"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
-        self.messages.append(envelope.original_content or envelope.content)
-        return "250 Message accepted for delivery"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        print(f"worker log:\n{log.read_text()[-3000:] if log.exists() else ''}")
 
 
 @pytest.fixture
-def smtp_sink(settings) -> Iterator[tuple[SmtpSink, int]]:  # type: ignore[no-untyped-def]
-    """Start the sink and point this process's email settings at it."""
-    from aiosmtpd.controller import Controller
-
-    sink = SmtpSink()
-    port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
-    settings.EMAIL_USE_TLS = False
-    try:
+def smtp_sink(settings) -> Iterator[tuple[harness.SmtpSink, int]]:  # type: ignore[no-untyped-def]
+    """A real SMTP server on loopback that keeps what it receives; this process mails it."""
+    with harness.smtp_sink(harness.SmtpSink(keep=True)) as (sink, port):
+        settings.EMAIL_BACKEND = harness.SMTP_BACKEND
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+        settings.EMAIL_USE_TLS = False
         yield sink, port
-    finally:
-        controller.stop()

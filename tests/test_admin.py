@@ -12,7 +12,7 @@ from newsletter.models import Click, DeliveryEvent, Digest, Feedback, Subscriber
 from papers.models import Paper
 from tests.factories import active_subscriber
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_tasks")]
 
 
 def test_every_admin_list_and_detail_page_opens(admin_client) -> None:  # type: ignore[no-untyped-def]

@@ -18,6 +18,7 @@ KEYS = {
     "render_ms_per_digest",
     "queries_per_chunk",
     "worker_peak_rss_mb",
+    "worker_cpu_ms_per_digest",
     "messages_expected",
     "messages_received",
     "baseline_digests_per_second",
@@ -62,3 +63,4 @@ def test_bench_digests_sends_every_digest_and_reports_its_figures_as_json(
     assert figures["digests_per_second"] > 0 and figures["baseline_digests_per_second"] > 0
     assert 0 < figures["ndcg_at_10"] <= 1
     assert figures["worker_peak_rss_mb"] > 0
+    assert figures["worker_cpu_ms_per_digest"] > 0

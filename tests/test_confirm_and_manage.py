@@ -3,16 +3,20 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from bs4 import BeautifulSoup, Tag
 from django.core import mail
 from django.test import Client
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
 
 from newsletter import emails, subscriptions
+from newsletter.forms import join_terms, split_terms
 from newsletter.models import ConsentRecord, Subscriber
 from papers.models import Paper, Topic
 from tests.factories import active_subscriber
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_tasks")]
 
 
 def sign_up(client: Client, email: str = "ada@example.org") -> str:
@@ -164,3 +168,52 @@ def test_unconfirmed_signups_are_purged_after_the_configured_days(client: Client
         "kept@example.org",
         "recent@example.org",
     }
+
+
+def submitted(page: bytes) -> dict[str, list[str]]:
+    """What a browser posts for the first form of ``page`` with nothing changed."""
+    form = BeautifulSoup(page, "html.parser").find("form")
+    assert isinstance(form, Tag)
+    data: dict[str, list[str]] = {}
+    for field in form.find_all(["input", "textarea", "select"]):
+        name = str(field.get("name", ""))
+        if not name or (
+            field.get("type") in ("checkbox", "radio") and not field.has_attr("checked")
+        ):
+            continue
+        if field.name == "textarea":
+            value = field.text.removeprefix("\n")  # as HTML parsing drops the first newline
+        elif field.name == "select":
+            chosen = field.find("option", selected=True) or field.find("option")
+            value = str(chosen["value"]) if isinstance(chosen, Tag) else ""
+        else:
+            value = str(field.get("value", ""))
+        data.setdefault(name, []).append(value)
+    return data
+
+
+def test_saving_the_manage_page_unchanged_changes_nothing(client: Client) -> None:
+    reader = active_subscriber(
+        "ada@example.org",
+        ["robotics; grasping", "diffusion models", "video"],
+        excluded_keywords=["robotics, manipulation", "medical", "a;b"],
+        authors=["Ada Lovelace", "Alan Turing"],
+        topics=[Topic.objects.get(slug="diffusion-models")],
+    )
+    url = emails.manage_url(reader)
+
+    for _ in range(2):  # saved, reloaded and saved again
+        response = client.post(url, submitted(client.get(url).content) | {"action": ["save"]})
+        assert response.status_code == 200 and b"Saved" in response.content
+
+    profile = reader.profiles.get()
+    assert profile.excluded_keywords == ["robotics, manipulation", "medical", "a;b"]
+    assert profile.keywords == ["robotics; grasping", "diffusion models", "video"]
+    assert profile.authors == ["Ada Lovelace", "Alan Turing"]
+    assert [t.slug for t in profile.topics.all()] == ["diffusion-models"]
+
+
+@given(st.lists(st.sampled_from(["a", "b", " ", ",", ";", '"', "\n", "\t", "é", "LLM"])))
+def test_keywords_as_typed_survive_being_shown_and_saved_again(pieces: list[str]) -> None:
+    terms = split_terms("".join(pieces))
+    assert split_terms(join_terms(terms)) == terms

@@ -32,13 +32,6 @@ def staff(admin_user):  # type: ignore[no-untyped-def]
     return admin_user
 
 
-@pytest.fixture
-def eager_tasks():  # type: ignore[no-untyped-def]
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = False
-
-
 def build_month(now, readers: int = 4):  # type: ignore[no-untyped-def]
     """Subscribers in every state, digests today, this week and long ago, and their events."""
     gnn = Topic.objects.get(slug="graph-neural-networks")

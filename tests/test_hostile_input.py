@@ -19,8 +19,10 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.urls import Resolver404, get_resolver, resolve
+from django.urls.converters import IntConverter
 from django.utils import timezone
-from hypothesis import HealthCheck, event, given
+from hypothesis import HealthCheck, event, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
@@ -30,6 +32,7 @@ from newsletter.models import DeliveryEvent, Digest, Subscriber
 from papers.importing import PARSERS, import_sources
 from papers.models import Paper, Topic
 from papers.sources import Parsed, SourceError
+from tests.conftest import examples as scaled
 from tests.factories import active_subscriber, hf_item
 from tests.test_tracking_webhooks import (
     CREDENTIALS,
@@ -39,7 +42,8 @@ from tests.test_tracking_webhooks import (
     READER,
 )
 
-pytestmark = pytest.mark.django_db
+# `make fuzz` runs them all; emails queued by a signup are built and sent here, at once.
+pytestmark = [pytest.mark.django_db, pytest.mark.hypothesis, pytest.mark.usefixtures("eager_tasks")]
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = [
@@ -53,7 +57,7 @@ FIXTURE_TEXT = {path.name: path.read_text(encoding="utf-8") for path in CAPTURES
 # example runs in its own rolled-back transaction and clears the rate-limit counters itself.
 def examples(count: int) -> hypothesis_settings:
     return hypothesis_settings(
-        max_examples=count,
+        max_examples=scaled(count),
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture],
     )
@@ -305,8 +309,21 @@ def links(draw: st.DrawFn, world: dict[str, Any]) -> list[str]:
 def test_no_signed_link_answers_a_500_or_redirects_off_site(client) -> None:  # type: ignore[no-untyped-def]
     world = link_world()
     own_links = set(world["paper"].digest_links().values())
+    token = emails.sign(world["digest"].pk, "digest")
+    beyond_a_bigint = 2**63  # an OverflowError (500) on SQLite, found once by a random seed
 
     @examples(150)
+    @example(
+        urls=[
+            f"/digest/{token}/{beyond_a_bigint}/main/",
+            f"/digest/{token}/{beyond_a_bigint}/more/",
+            f"/digest/{emails.sign(beyond_a_bigint, 'digest')}/",
+            f"/manage/{emails.sign(beyond_a_bigint, 'manage')}/",
+            f"/admin/newsletter/subscriber/{beyond_a_bigint}/preview/",
+        ],
+        method="get",
+        form={},
+    )
     @given(
         urls=links(world),
         method=st.sampled_from(["get", "get", "post", "head"]),
@@ -328,6 +345,24 @@ def test_no_signed_link_answers_a_500_or_redirects_off_site(client) -> None:  # 
                     assert location in own_links, location
 
     check()
+
+
+def url_patterns(patterns: list[Any]) -> Iterator[Any]:
+    for pattern in patterns:
+        yield pattern
+        yield from url_patterns(getattr(pattern, "url_patterns", []))
+
+
+def test_no_url_takes_a_number_the_database_cannot_hold() -> None:
+    # Django's <int:...> matches any number of digits: 2**63 raised OverflowError on SQLite.
+    unbounded = [
+        str(p.pattern)
+        for p in url_patterns(get_resolver().url_patterns)
+        if any(isinstance(c, IntConverter) for c in getattr(p.pattern, "converters", {}).values())
+    ]
+    assert unbounded == []
+    with pytest.raises(Resolver404):
+        resolve(f"/digest/{emails.sign(1, 'digest')}/{2**63}/main/")
 
 
 # --- 3. The paper parsers and the importer -------------------------------------------------------

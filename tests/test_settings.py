@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -102,3 +104,27 @@ def test_production_settings_pass_every_deployment_check() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "installed"),
+    [
+        ({"DEBUG": "true"}, True),
+        ({"DEBUG": "false"}, False),
+        ({"DEBUG": "false", "DEVTOOLS": "true"}, True),
+        ({"DEBUG": "true", "DEVTOOLS": "false"}, False),
+    ],
+)
+def test_the_development_tools_are_an_app_with_debug_or_when_devtools_says_so(
+    env: dict[str, str], installed: bool
+) -> None:
+    clean = {k: v for k, v in os.environ.items() if k != "DEVTOOLS"}
+    result = subprocess.run(
+        [sys.executable, "-c", "from config import settings; print(settings.INSTALLED_APPS)"],
+        cwd=ROOT,
+        env=clean | {"SECRET_KEY": "s3cret"} | env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert ("'devtools'" in result.stdout) is installed

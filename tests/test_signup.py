@@ -8,7 +8,8 @@ from newsletter.models import ConsentRecord, ProfilePaper, Subscriber
 from papers.models import Topic
 from tests.factories import active_subscriber
 
-pytestmark = pytest.mark.django_db
+# The confirmation goes through a task: here it runs at once (a worker: test_signup_outage.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_tasks")]
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from tests.conftest import ARTIFACTS
 
 add_topics = import_module("papers.migrations.0003_seed_topics").add_topics
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("eager_tasks")]
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from papers.sources import (
     text,
     title_key,
 )
+from tests.conftest import examples
 from tests.factories import hf_item, hf_json
 
 SEEDS = sorted((Path(__file__).resolve().parent.parent / "papers" / "seeds").glob("*.txt"))
@@ -289,7 +290,7 @@ def test_title_keys_fold_case_accents_and_punctuation() -> None:
 # --- Any input: a Parsed or a SourceError, nothing else ---------------------------------------
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.text(max_size=400))
 def test_no_parser_raises_anything_but_source_error(data: str) -> None:
     for parser in (hf.parse, hf_html.parse, arxiv.parse, text.parse):
@@ -297,7 +298,7 @@ def test_no_parser_raises_anything_but_source_error(data: str) -> None:
             assert isinstance(parser(data), Parsed)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.integers(min_value=0, max_value=3000))
 def test_truncated_real_payloads_never_crash(cut: int) -> None:
     payloads: dict[Callable[[str], Parsed], str] = {

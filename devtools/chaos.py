@@ -10,14 +10,7 @@ a ``redis-server`` it starts on a free port.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import random
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -25,182 +18,20 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
 from django.db import OperationalError, close_old_connections, connection
+from django.test.utils import override_settings
 from django.utils import timezone
 
-from newsletter import bench, digests, subscriptions, tracking
+from devtools import harness
+from devtools.harness import CeleryProcess, HarnessError, Misbehaviour, RedisServer, SmtpSink
+from devtools.population import create_papers, create_subscribers
+from newsletter import digests, subscriptions, tracking
 from newsletter.models import DeliveryEvent, Digest, DigestItem, Subscriber
+from papers.models import Paper
 
-ROOT = Path(settings.BASE_DIR)
 Status = Subscriber.Status
-
-
-class ChaosError(Exception):
-    """The run cannot start as asked; the message says why."""
-
-
-# --- A mail server that misbehaves on command ---------------------------------------------------
-
-
-@dataclass
-class Behaviour:
-    temporary_share: float = 0.0  # of first attempts answered 451, or 421 and a dropped link
-    refuse_every: int = 0  # every n-th reader's address is refused with 550 (0: none)
-
-
-class FaultySink:
-    """aiosmtpd handler: counts what it accepts per recipient, and fails as told."""
-
-    def __init__(self) -> None:
-        self.behaviour = Behaviour()
-        self.received: Counter[str] = Counter()
-        self.tried: set[str] = set()
-        self.rng = random.Random(3)
-        self.lock = threading.Lock()
-
-    def reset(self, behaviour: Behaviour) -> None:
-        with self.lock:
-            self.behaviour, self.received, self.tried = behaviour, Counter(), set()
-
-    def refused(self, address: str) -> bool:
-        every = self.behaviour.refuse_every
-        number = address.split("@")[0].removeprefix("reader")
-        return bool(every) and number.isdigit() and int(number) % every == 0
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: Any
-    ) -> str:
-        if self.refused(address):
-            return "550 5.1.1 No such user here"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        with self.lock:
-            first = [r for r in envelope.rcpt_tos if r not in self.tried]
-            self.tried.update(envelope.rcpt_tos)
-            if first and self.rng.random() < self.behaviour.temporary_share:
-                if self.rng.random() < 0.5:
-                    return "451 4.3.0 Temporary local problem, try again"
-                asyncio.get_running_loop().call_soon(server.transport.close)
-                return "421 4.3.2 Service shutting down, closing the connection"
-            self.received.update(envelope.rcpt_tos)
-        return "250 Message accepted"
-
-
-# --- Processes: Redis, workers, beat ------------------------------------------------------------
-
-
-class Redis:
-    """A redis-server of our own that keeps nothing on disk, so a restart loses the queue."""
-
-    def __init__(self) -> None:
-        self.binary = shutil.which("redis-server")
-        if not self.binary:
-            raise ChaosError("redis-server is not installed (apt-get install redis-server)")
-        self.port = bench.free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        assert self.binary
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
-                return
-            time.sleep(0.05)
-        raise ChaosError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-
-class Process:
-    """A Celery worker or beat in its own process group, so SIGKILL takes all of it."""
-
-    def __init__(self, name: str, args: list[str], env: dict[str, str], logs: Path) -> None:
-        self.name, self.args, self.env = name, args, env
-        self.log = logs / f"{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, ready: str | None = " ready.", timeout: float = 60) -> None:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("a") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "config", *self.args],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while ready and ready not in self.log.read_text():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise ChaosError(f"{self.name} did not start:\n{self.log.read_text()[-2000:]}")
-            time.sleep(0.1)
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.process and self.process.poll() is None:
-            with suppress(ProcessLookupError):
-                os.killpg(self.process.pid, sig)
-            with suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=30)
-            if self.process.poll() is None:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-
-
-def worker(name: str, env: dict[str, str], logs: Path) -> Process:
-    return Process(
-        name,
-        [
-            "worker",
-            "--concurrency=1",
-            "--pool=prefork",
-            f"--hostname={name}@%h",
-            "--loglevel=INFO",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        env,
-        logs,
-    )
-
-
-def beat(name: str, env: dict[str, str], logs: Path) -> Process:
-    schedule = logs / f"{name}-schedule"
-    return Process(
-        name,
-        [
-            "beat",
-            "--loglevel=INFO",
-            "--scheduler=celery.beat:PersistentScheduler",
-            f"--schedule={schedule}",
-        ],
-        env,
-        logs,
-    )
 
 
 # --- Cases --------------------------------------------------------------------------------------
@@ -227,23 +58,26 @@ class Outcome:
 class Run:
     """What a case works with."""
 
-    sink: FaultySink
-    redis: Redis
+    sink: SmtpSink
+    redis: RedisServer
+    scratch: harness.ScratchDatabase
     env: dict[str, str]
     logs: Path
     subscribers: int
     chunk: int
     timeout: float
     rng: random.Random
-    processes: list[Process] = field(default_factory=list)
+    processes: list[CeleryProcess] = field(default_factory=list)
 
-    def worker(self, name: str) -> Process:
-        process = worker(name, self.env, self.logs)
-        process.start()
+    def start(self, process: CeleryProcess, ready: str | None = " ready.") -> CeleryProcess:
         self.processes.append(process)
+        process.start(ready)
         return process
 
-    def two_workers(self) -> Process:
+    def worker(self, name: str) -> CeleryProcess:
+        return self.start(harness.worker(name, self.env, self.logs / f"{name}.log"))
+
+    def two_workers(self) -> CeleryProcess:
         """Start workers chaos-a and chaos-b; return chaos-a."""
         first = self.worker("chaos-a")
         self.worker("chaos-b")
@@ -251,21 +85,21 @@ class Run:
 
     def stop_all(self) -> None:
         for process in self.processes:
-            process.kill(signal.SIGTERM)
+            process.stop()
         self.processes = []
 
 
-def reset(run: Run, behaviour: Behaviour) -> list[int]:
+def reset(run: Run, misbehaviour: Misbehaviour) -> list[int]:
     """Fresh subscribers, all due now; no digests or events yet; an empty queue."""
 
     DeliveryEvent.objects.all().delete()
     DigestItem.objects.all().delete()
     Digest.objects.all().delete()
     Subscriber.objects.all().delete()
-    papers = list(bench.Paper.objects.all())
-    ids = bench.create_subscribers(run.rng, run.subscribers, papers, timezone.now())
-    bench.purge_queues()
-    run.sink.reset(behaviour)
+    papers = list(Paper.objects.all())
+    ids = create_subscribers(run.rng, run.subscribers, papers, timezone.now())
+    harness.purge_queues()
+    run.sink.reset(misbehaviour)
     return ids
 
 
@@ -345,25 +179,23 @@ def judge(
 
 
 def case_worker_killed(run: Run) -> Outcome:
-    reset(run, Behaviour())
+    reset(run, Misbehaviour())
     started = time.monotonic()
     victim = run.two_workers()
     return judge(
         run,
         "one of two workers SIGKILLed mid-chunk",
         started,
-        drive(run, lambda: victim.kill(signal.SIGKILL)),
+        drive(run, victim.kill),
     )
 
 
 def case_double_dispatch(run: Run) -> Outcome:
-    reset(run, Behaviour())
+    reset(run, Misbehaviour())
     started = time.monotonic()
     run.two_workers()
-    beats = [beat(f"chaos-beat-{n}", run.env, run.logs) for n in (1, 2)]
-    for b in beats:
-        b.start(ready=None)
-        run.processes.append(b)
+    for n in (1, 2):
+        run.start(harness.beat(f"chaos-beat-{n}", run.env, run.logs / f"chaos-beat-{n}.log"), None)
 
     def race() -> None:
         dispatch_safely()
@@ -378,7 +210,7 @@ def case_double_dispatch(run: Run) -> Outcome:
 
 
 def case_flaky_smtp(run: Run) -> Outcome:
-    reset(run, Behaviour(temporary_share=0.3, refuse_every=25))
+    reset(run, Misbehaviour(temporary_share=0.3, refuse_every=25))
     started = time.monotonic()
     run.two_workers()
     outcome = judge(
@@ -395,7 +227,7 @@ def case_flaky_smtp(run: Run) -> Outcome:
 
 
 def case_redis_restart(run: Run) -> Outcome:
-    reset(run, Behaviour())
+    reset(run, Misbehaviour())
     started = time.monotonic()
     run.two_workers()
 
@@ -408,19 +240,13 @@ def case_redis_restart(run: Run) -> Outcome:
 
 
 def case_postgres_cut(run: Run) -> Outcome:
-    reset(run, Behaviour())
+    reset(run, Misbehaviour())
     started = time.monotonic()
     run.two_workers()
-    name = connection.settings_dict["NAME"]
 
     def cut() -> None:
         for _ in range(3):
-            with bench.ScratchDatabase().admin() as admin:
-                admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = %s AND pid <> pg_backend_pid()",
-                    [name],
-                )
+            run.scratch.cut_connections()
             time.sleep(1)
 
     return judge(run, "PostgreSQL connections cut mid-run (3 times)", started, drive(run, cut))
@@ -430,7 +256,7 @@ def case_stop_after_claim(run: Run) -> Outcome:
     """Unsubscribes, bounces and complaints arriving between the claim and the send."""
     from newsletter.tasks import compose_digest_chunk, send_queued_digests
 
-    ids = reset(run, Behaviour())
+    ids = reset(run, Misbehaviour())
     started = time.monotonic()
     claimed = digests.claim_due_subscribers(timezone.now(), run.subscribers)
     readers = list(Subscriber.objects.filter(id__in=claimed).order_by("id"))
@@ -484,44 +310,42 @@ def run_cases(
     report: Callable[[Outcome], None],
 ) -> list[Outcome]:
     if connection.vendor != "postgresql":
-        raise ChaosError("chaos needs PostgreSQL: set DATABASE_URL=postgres://...")
-    from config.celery import app
-
-    scratch = bench.ScratchDatabase("chaos")
-    redis = Redis()
+        raise HarnessError("chaos needs PostgreSQL: set DATABASE_URL=postgres://...")
+    scratch = harness.ScratchDatabase("chaos")
+    redis = RedisServer()
     redis.start()
     logs = Path(settings.VAR_DIR) / "chaos"
-    saved = {
-        n: getattr(settings, n)
-        for n in (
-            "DEBUG",
-            "DIGEST_CHUNK_SIZE",
-            "DIGEST_CLAIM_LEASE_MINUTES",
-            "DIGEST_WHEN_NOTHING_MATCHES",
-        )
-    }
-    settings.DEBUG = False
-    settings.DIGEST_CHUNK_SIZE = chunk
-    settings.DIGEST_CLAIM_LEASE_MINUTES = 1  # recover from lost work within a minute
-    settings.DIGEST_WHEN_NOTHING_MATCHES = "trending"  # so every due subscriber gets one
-    # Celery prefers the CELERY_BROKER_URL variable to its configuration: point both at ours.
-    saved_broker = os.environ.get("CELERY_BROKER_URL")
-    os.environ["CELERY_BROKER_URL"] = app.conf.broker_url = redis.url
-    app._after_fork()  # drop pooled connections to the configured broker; new ones go to ours
     outcomes = []
     try:
-        with bench.smtp_sink(FaultySink()) as (sink, port):
-            env = bench.worker_env(scratch.url, redis.url, port, chunk) | {
-                "DIGEST_CLAIM_LEASE_MINUTES": "1",
-                "DIGEST_RETRY_BASE_SECONDS": "1",
-                "DIGEST_SEND_RETRIES": "8",
-                "DIGEST_DISPATCH_EVERY": "10",
-                "REDIS_URL": "",
-            }
+        with (
+            override_settings(
+                DEBUG=False,
+                DIGEST_CHUNK_SIZE=chunk,
+                DIGEST_CLAIM_LEASE_MINUTES=1,  # recover from lost work within a minute
+                DIGEST_WHEN_NOTHING_MATCHES="trending",  # so every due subscriber gets one
+            ),
+            harness.private_broker(redis.url),
+            harness.smtp_sink(SmtpSink()) as (sink, port),
+        ):
+            env = harness.process_env(
+                scratch.url,
+                redis.url,
+                port,
+                DEBUG="false",
+                DIGEST_CHUNK_SIZE=str(chunk),
+                DIGEST_WHEN_NOTHING_MATCHES="trending",
+                DIGEST_CLAIM_LEASE_MINUTES="1",
+                DIGEST_RETRY_BASE_SECONDS="1",
+                DIGEST_SEND_RETRIES="8",
+                DIGEST_DISPATCH_EVERY="10",
+                REDIS_URL="",
+            )
             scratch.create(env)
             with scratch.use():
-                bench.create_papers(random.Random(1), 300, timezone.now())
-                run = Run(sink, redis, env, logs, subscribers, chunk, timeout, random.Random(2))
+                create_papers(random.Random(1), 300, timezone.now())
+                run = Run(
+                    sink, redis, scratch, env, logs, subscribers, chunk, timeout, random.Random(2)
+                )
                 for name in names:
                     try:
                         outcome = CASES[name](run)
@@ -530,13 +354,6 @@ def run_cases(
                     report(outcome)
                     outcomes.append(outcome)
     finally:
-        for name, value in saved.items():
-            setattr(settings, name, value)
-        if saved_broker is None:
-            os.environ.pop("CELERY_BROKER_URL", None)
-        else:
-            os.environ["CELERY_BROKER_URL"] = saved_broker
-        app._after_fork()
         redis.stop()
         scratch.drop()
     return outcomes

@@ -4,7 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from newsletter import chaos
+from devtools import chaos
+from devtools.harness import HarnessError
 
 
 class Command(BaseCommand):
@@ -40,7 +41,7 @@ class Command(BaseCommand):
             outcomes = chaos.run_cases(
                 names, options["subscribers"], options["chunk"], options["timeout"], report
             )
-        except chaos.ChaosError as exc:
+        except HarnessError as exc:
             raise CommandError(str(exc)) from exc
         if options["json"]:
             self.stdout.write(json.dumps([o.__dict__ | {"ok": o.ok} for o in outcomes]))

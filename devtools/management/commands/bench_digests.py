@@ -5,7 +5,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from newsletter import bench
+from devtools import bench
+from devtools.harness import HarnessError
 
 ROWS = [
     ("digests_per_second", "end to end, digests/s", "{:.1f}"),
@@ -17,6 +18,7 @@ ROWS = [
     ("send_queries_per_digest", "send queries per digest", "{:.2f}"),
     ("send_ms_per_digest", "send, ms per digest (in-process)", "{:.2f}"),
     ("worker_peak_rss_mb", "worker peak RSS, MB", "{:.0f}"),
+    ("worker_cpu_ms_per_digest", "worker CPU, ms per digest", "{:.2f}"),
     ("messages_expected", "messages expected", "{}"),
     ("messages_received", "messages received", "{}"),
     ("baseline_digests_per_second", "baseline, digests/s", "{:.2f}"),
@@ -87,7 +89,7 @@ class Command(BaseCommand):
 
         try:
             figures = bench.run(settings, progress)
-        except bench.BenchError as exc:
+        except HarnessError as exc:
             raise CommandError(str(exc)) from exc
         if options["json"]:
             self.stdout.write(json.dumps(figures, ensure_ascii=False))
