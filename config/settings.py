@@ -6,6 +6,8 @@ fails at start-up instead of silently falling back to a default.
 """
 
 import os
+import re
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -235,6 +237,15 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", "false")
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Paperboy <digest@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+EMAIL_SUBJECT_PREFIX = f"[{env_str('SITE_NAME', 'Paperboy')}] "
+# Staff who get operational alerts (a source gone silent), comma separated:
+# "Ops <ops@example.org>, admin@example.org".
+ADMINS = [parseaddr(entry) for entry in env_list("ADMINS")]
+for _name, _address in ADMINS:
+    if "@" not in _address:
+        raise ImproperlyConfigured(
+            f"Unexpected value ADMINS={os.environ.get('ADMINS')}, use addresses separated by commas"
+        )
 # Every ANYMAIL_<NAME> variable becomes ANYMAIL["<NAME>"], e.g. ANYMAIL_POSTMARK_SERVER_TOKEN.
 ANYMAIL = {
     key.removeprefix("ANYMAIL_"): value
@@ -261,6 +272,30 @@ PAPERS_HF_API_URL = env_str("PAPERS_HF_API_URL", "https://huggingface.co/api/dai
 # One paper by arXiv id: the Daily Papers single-paper API, then the arXiv API.
 PAPERS_HF_PAPER_API_URL = env_str("PAPERS_HF_PAPER_API_URL", "https://huggingface.co/api/papers")
 PAPERS_ARXIV_API_URL = env_str("PAPERS_ARXIV_API_URL", "https://export.arxiv.org/api/query")
+# arXiv's announcement feed, imported once per announcement (Sunday to Thursday, 20:00 US
+# Eastern) for these categories; beat checks every PAPERS_ARXIV_CHECK_EVERY seconds whether
+# the latest one is imported, which also catches up after downtime.
+PAPERS_ARXIV_CATEGORIES = env_list("PAPERS_ARXIV_CATEGORIES", "cs.LG,cs.CL,cs.CV,cs.AI,stat.ML")
+for _category in PAPERS_ARXIV_CATEGORIES:
+    if not re.fullmatch(r"[a-z-]+(\.[A-Za-z-]+)?", _category):
+        raise ImproperlyConfigured(
+            f"Unexpected value PAPERS_ARXIV_CATEGORIES={','.join(PAPERS_ARXIV_CATEGORIES)}: "
+            f"{_category!r} is no arXiv category, use e.g. cs.LG,stat.ML"
+        )
+PAPERS_ARXIV_RSS_URL = env_str("PAPERS_ARXIV_RSS_URL", "https://rss.arxiv.org/rss").rstrip("/")
+PAPERS_ARXIV_CHECK_EVERY = env_int("PAPERS_ARXIV_CHECK_EVERY", 900, minimum=60)
+CELERY_BEAT_SCHEDULE["import-arxiv"] = {
+    "task": "papers.tasks.import_arxiv",
+    "schedule": float(PAPERS_ARXIV_CHECK_EVERY),
+}
+# A scheduled source that has produced no papers for this long is an incident: staff (ADMINS)
+# get one email about it. arXiv's longest quiet spell, Thursday's to Sunday's announcement,
+# is 72 hours.
+PAPERS_SOURCE_SILENT_HOURS = env_int("PAPERS_SOURCE_SILENT_HOURS", 80, minimum=1)
+CELERY_BEAT_SCHEDULE["check-sources"] = {
+    "task": "papers.tasks.check_sources",
+    "schedule": 3600.0,
+}
 PAPERS_PER_PAGE = env_int("PAPERS_PER_PAGE", 20, minimum=1)
 # Largest file the admin's import tool accepts.
 PAPERS_MAX_UPLOAD_BYTES = env_int("PAPERS_MAX_UPLOAD_BYTES", 20_000_000, minimum=1)

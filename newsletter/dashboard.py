@@ -32,6 +32,7 @@ from django.utils import timezone
 from config.celery import app as celery_app
 from newsletter import digests, emails
 from newsletter.models import Click, DeliveryEvent, Digest, DigestItem, Subscriber
+from papers.health import source_health
 from papers.models import ImportRun, Topic
 
 WINDOW_DAYS = 30
@@ -146,6 +147,7 @@ def figures(now: datetime) -> dict[str, Any]:
         ),
         "top_keywords": top_keywords(),
         "last_import": ImportRun.objects.first(),
+        "sources": source_health(now),
     }
 
 

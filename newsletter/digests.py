@@ -305,9 +305,10 @@ def merge_profiles(ranked: list[tuple[int, list[ranking.Pick]]], size: int) -> P
 def plan_digests(subscribers: list[Subscriber], now: datetime) -> dict[int, Plan]:
     """Pick the papers of each subscriber's next digest. Reads, never writes.
 
-    Four queries for the whole list: the candidates (with the catalogue's state), the
-    subscribers' profiles, their signals with the papers already sent; subscribers come from
-    ``for_planning``. Every profile of the chunk is one row of the same ranking.
+    Three queries for the whole list: the candidates (with the catalogue's state), the
+    subscribers' profiles, and their signals together with the papers already sent;
+    subscribers come from ``for_planning``. Every profile of the chunk is one row of the same
+    ranking.
     """
     if not subscribers:
         return {}

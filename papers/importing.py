@@ -13,9 +13,10 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.cache import cache
@@ -236,15 +237,17 @@ def import_sources(
     fmt: str = "auto",
     listing_date: date | None = None,
     progress: Progress = lambda records, _: records,
+    name: str = "",
 ) -> ImportSummary:
     """Import every source; a failed source or item is reported and the rest still import.
+    ``name``: the scheduled source this is, for source health.
 
     Papers are upserted in batches of BATCH, each in its own transaction, so nothing is ever
     half-written; feeds are read as a stream, so memory does not grow with their length.
     """
     summary = ImportSummary()
     sources = list(sources)
-    run = ImportRun.objects.create(sources=sources)
+    run = ImportRun.objects.create(sources=sources, source=name)
     for source in sources:
         try:
             stream, content_type = open_source(source)
@@ -293,22 +296,27 @@ def import_stream(
             raise SourceError(f"cannot read it ({exc})") from None
 
 
-def finish_run(run: ImportRun, summary: ImportSummary) -> None:
+def finish_run(run: ImportRun, summary: ImportSummary, announced_on: date | None = None) -> None:
     ImportRun.objects.filter(pk=run.pk).update(
+        announced_on=announced_on,
         finished=timezone.now(),
         new=summary.new,
         updated=summary.updated,
         unchanged=summary.unchanged,
         invalid=len(summary.invalid),
         errors=summary.failed + summary.invalid[:100],
+        failure="; ".join(summary.failed)[:2000],
     )
+    # A scheduled source's failure is shown in source health (and retried); only an import by
+    # hand is worth a warning in the log.
     for problem in summary.failed:
-        log.warning("import failed: %s", problem)
+        log.log(logging.INFO if run.source else logging.WARNING, "import failed: %s", problem)
 
 
 @dataclass
 class PapersById(ImportSummary):
-    """What ``fetch_papers`` did. ``unknown``: ids no source knows (final); ``pending``: ids
+    """What ``fetch_papers`` did. ``unknown``: ids no source knows (final, and among
+    ``invalid`` with their reason); ``pending``: ids
     not fetched for a transient failure, worth asking again after ``retry_after`` seconds."""
 
     found: list[str] = field(default_factory=list)
@@ -342,7 +350,9 @@ def fetch_papers(arxiv_ids: Iterable[str]) -> PapersById:
     missing = [arxiv_id for arxiv_id in wanted if arxiv_id not in known]
     if not missing:
         return result
-    run = ImportRun.objects.create(sources=[f"arXiv:{arxiv_id}" for arxiv_id in missing])
+    run = ImportRun.objects.create(
+        sources=[f"arXiv:{arxiv_id}" for arxiv_id in missing], source="paper-by-id"
+    )
 
     def store(records: list[PaperRecord], source: str) -> None:
         for record in records:
@@ -376,8 +386,66 @@ def fetch_papers(arxiv_ids: Iterable[str]) -> PapersById:
                 result.failed.append(f"arXiv API: {exc}; asked for {', '.join(left)}")
         else:
             result.unknown = [i for i in left if i not in result.found]
-            result.failed += [
+            result.invalid += [
                 f"arXiv:{i}: neither Daily Papers nor arXiv knows this id" for i in result.unknown
             ]
     finish_run(run, result)
     return result
+
+
+ARXIV = "arxiv"  # the scheduled source of arXiv's announcements, in ImportRun.source
+EASTERN = ZoneInfo("America/New_York")
+ANNOUNCING = (6, 0, 1, 2, 3)  # Sunday to Thursday
+
+
+def last_announcement(now: datetime) -> datetime:
+    """arXiv's latest announcement at or before ``now``: 20:00 US Eastern, Sunday to Thursday."""
+    local = now.astimezone(EASTERN)
+    for back in range(8):
+        day = local.date() - timedelta(days=back)
+        moment = datetime(day.year, day.month, day.day, 20, tzinfo=EASTERN)
+        if day.weekday() in ANNOUNCING and moment <= local:
+            return moment
+    raise AssertionError("arXiv announces every week")
+
+
+def arxiv_feed_url() -> str:
+    return f"{settings.PAPERS_ARXIV_RSS_URL}/{'+'.join(settings.PAPERS_ARXIV_CATEGORIES)}"
+
+
+def import_arxiv_announcements(now: datetime | None = None) -> ImportSummary | None:
+    """Import arXiv's latest announcement for PAPERS_ARXIV_CATEGORIES, once: None when it is
+    imported already, or arXiv asked us to wait.
+
+    The feed of an announcement is dated the next day; until it carries that date it is not
+    out yet, and a later check asks again (conditionally: unchanged, arXiv answers 304).
+    """
+    now = now or timezone.now()
+    due = (last_announcement(now) + timedelta(days=1)).date()
+    if ImportRun.objects.filter(source=ARXIV, announced_on__gte=due).exists():
+        return None
+    if (cache.get(NOT_BEFORE) or now) > now:
+        return None
+    url, summary, day = arxiv_feed_url(), ImportSummary(), None
+    run = ImportRun.objects.create(source=ARXIV, sources=[url])
+    try:
+        fetched = fetch(url, polite=True, validators=cache.get(VALIDATORS + url))
+        if fetched.not_modified:
+            summary.warnings.append(f"{url}: not modified; announcement of {due} not out yet")
+        else:
+            day = arxiv_rss.feed_day(fetched.text)
+            stream = io.StringIO(fetched.text)
+            import_stream(url, stream, fetched.content_type, "arxiv-rss", None, summary)
+            cache.set(VALIDATORS + url, fetched.validators, timeout=30 * 86400)
+            if day is None or day < due:
+                summary.warnings.append(f"{url}: announcement of {due} not out yet ({day})")
+    except SourceError as exc:
+        summary.failed.append(f"{url}: {exc}")
+        if isinstance(exc, FetchError) and exc.retry_after:
+            cache.set(NOT_BEFORE, now + timedelta(seconds=exc.retry_after), exc.retry_after)
+    finish_run(run, summary, announced_on=day)
+    return summary
+
+
+VALIDATORS = "papers:validators:"  # + URL: the ETag and Last-Modified of its last answer
+NOT_BEFORE = "papers:arxiv-not-before"  # arXiv's Retry-After, across workers and beats

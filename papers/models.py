@@ -299,7 +299,14 @@ class ImportRun(models.Model):
 
     started = models.DateTimeField(default=timezone.now)
     finished = models.DateTimeField(null=True, blank=True)
+    # The scheduled source this run read ("arxiv", "daily-papers", "paper-by-id"); blank for
+    # imports by hand. Source health is computed from these rows.
+    source = models.CharField(max_length=32, blank=True, db_index=True)
     sources = models.JSONField(default=list)
+    # Why the source as a whole failed (unreachable, refused, not a feed); blank when it worked.
+    failure = models.TextField(blank=True)
+    # The announcement day an arXiv feed carried: the one the schedule then no longer needs.
+    announced_on = models.DateField(null=True, blank=True)
     new = models.PositiveIntegerField(default=0)
     updated = models.PositiveIntegerField(default=0)
     unchanged = models.PositiveIntegerField(default=0)
@@ -316,6 +323,24 @@ class ImportRun(models.Model):
     @property
     def ok(self) -> bool:
         return not self.errors and not self.invalid
+
+
+class SourceAlert(models.Model):
+    """Staff were told that a source fell silent: one row, so one email, per incident. An
+    incident is named by the last time the source produced papers before it went quiet."""
+
+    source = models.CharField(max_length=32)
+    silent_since = models.DateTimeField()
+    sent = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "silent_since"], name="one_alert_per_silence")
+        ]
+        ordering = ["-sent"]
+
+    def __str__(self) -> str:
+        return f"{self.source} silent since {self.silent_since:%Y-%m-%d %H:%M}"
 
 
 class Topic(models.Model):

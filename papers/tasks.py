@@ -7,7 +7,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from papers import importing
+from papers import health, importing
 from papers.importing import import_sources
 
 
@@ -22,7 +22,7 @@ def import_daily_papers(self) -> dict[str, int]:  # type: ignore[no-untyped-def]
         f"{settings.PAPERS_HF_API_URL}?{urlencode({'date': day.isoformat()})}"
         for day in (today, today - timedelta(days=1))
     ]
-    summary = import_sources(urls, "hf-json")
+    summary = import_sources(urls, "hf-json", name="daily-papers")
     if summary.failed and self.request.retries < self.max_retries:
         raise self.retry()
     return summary.totals()
@@ -56,3 +56,16 @@ def fetch_papers(self, arxiv_ids: list[str]) -> dict[str, int]:  # type: ignore[
         backoff = settings.PAPERS_FETCH_RETRY_LATER * 2**self.request.retries
         raise self.retry(args=[result.pending], countdown=max(backoff, result.retry_after or 0))
     return result.totals()
+
+
+@shared_task
+def import_arxiv() -> dict[str, int] | None:
+    """Import arXiv's latest announcement unless it is in already (beat, every few minutes)."""
+    summary = importing.import_arxiv_announcements()
+    return summary.totals() if summary else None
+
+
+@shared_task
+def check_sources() -> list[str]:
+    """Email staff once about each scheduled source that has gone silent (beat, hourly)."""
+    return health.alert_silent_sources()

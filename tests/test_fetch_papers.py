@@ -99,11 +99,12 @@ def test_an_id_nobody_knows_is_recorded_as_unknown(sources) -> None:  # type: ig
     result = fetch_papers(["1201.56789", "not a paper"])
 
     assert result.unknown == ["1201.56789"] and not result.pending
-    assert result.invalid == ["'not a paper': not an arXiv id"]
-    assert ImportRun.objects.get().errors == [
-        "arXiv:1201.56789: neither Daily Papers nor arXiv knows this id",
+    run = ImportRun.objects.get()
+    assert run.errors == [
         "'not a paper': not an arXiv id",
+        "arXiv:1201.56789: neither Daily Papers nor arXiv knows this id",
     ]
+    assert run.source == "paper-by-id" and run.failure == ""  # the sources themselves worked
     assert not Paper.objects.exists()
 
 

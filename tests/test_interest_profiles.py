@@ -12,7 +12,6 @@ from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.utils import timezone
 
-from config.celery import app as celery_app
 from newsletter import emails
 from newsletter.digests import for_planning, plan_digests, signals_of
 from newsletter.models import InterestProfile, ProfilePaper, Subscriber
@@ -166,14 +165,6 @@ def daily_papers(settings):  # type: ignore[no-untyped-def]
         settings.PAPERS_HF_PAPER_API_URL = f"{base}/api/papers"
         settings.PAPERS_ARXIV_API_URL = f"{base}/api/query"
         yield asked
-
-
-@pytest.fixture
-def eager_tasks():  # type: ignore[no-untyped-def]
-    """Tasks run where they are queued (after the transaction commits), as a worker would."""
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = False
 
 
 @pytest.mark.django_db

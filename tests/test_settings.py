@@ -106,6 +106,16 @@ def test_production_settings_pass_every_deployment_check() -> None:
     assert "no issues" in result.stdout
 
 
+def test_an_arxiv_category_that_is_none_is_refused() -> None:
+    result = load_settings(PAPERS_ARXIV_CATEGORIES="cs.LG,machine learning")
+    assert "'machine learning' is no arXiv category, use e.g. cs.LG,stat.ML" in result.stderr
+
+
+def test_admins_must_be_addresses() -> None:
+    result = load_settings(ADMINS="Ops <ops@example.org>, nobody")
+    assert "Unexpected value ADMINS=Ops <ops@example.org>, nobody" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("env", "installed"),
     [

@@ -80,6 +80,14 @@ def iter_parse(stream: TextIO, listing_date: date | None = None) -> Iterator[Eve
     yield from parse_chunk(head, closing, chunk, position, day, seen)
 
 
+def feed_day(text: str) -> date | None:
+    """The announcement day of the feed in ``text``, from its channel alone."""
+    found = ITEM_START.search(text)
+    head = text[: found.start()] if found else text
+    closing = "</rdf:RDF>" if "<rdf:RDF" in head else "</feed>" if "<feed" in head else ""
+    return announcement_day(feedparser.parse(head + (closing or "</channel></rss>")).feed)
+
+
 def read_head(stream: TextIO) -> tuple[str, str]:
     """Everything before the first item (the channel), and what was read past it."""
     text = ""
