@@ -39,7 +39,7 @@ from devtools import harness
 from devtools.harness import CeleryProcess, HarnessError, SmtpSink, email_to
 from devtools.population import bundled_records, create_papers, create_subscribers
 from newsletter import digests
-from newsletter.models import Digest, DigestItem, Subscriber
+from newsletter.models import Digest, DigestItem, InterestProfile, Subscriber
 from papers import evaluation, ranking
 from papers.models import Paper, Topic
 from papers.ranking_data import paper_text
@@ -180,9 +180,15 @@ def measure_ranking(chunk: int, limit: int, now: datetime) -> tuple[float, float
     fitted = pickle.dumps(digests.catalogue_model())
     signals: dict[int, digests.Signals] = defaultdict(digests.Signals)
     for at in range(0, len(subscribers), 10_000):
-        signals.update(digests.signals_of([s.id for s in subscribers[at : at + 10_000]]))
+        signals.update(digests.signals_of([s.id for s in subscribers[at : at + 10_000]])[0])
+    profiles = InterestProfile.objects.filter(subscriber__in=subscribers).select_related(
+        "subscriber"
+    )
     model = pickle.loads(fitted)
-    interests = [digests.interests_of(s, signals[s.id], model, frozenset()) for s in subscribers]
+    interests = [
+        digests.interests_of(p, p.subscriber.digest_size, signals[p.id], model, frozenset())
+        for p in profiles.order_by("subscriber_id", "slot")
+    ]
     floor = settings.DIGEST_RELEVANCE_FLOOR
     rest = interests[chunk:] or interests
     per_subscriber, first = [], []
@@ -348,15 +354,16 @@ def run_baseline(subscriber_ids: list[int], now: datetime, port: int) -> Baselin
         started = time.perf_counter()
         for subscriber_id in subscriber_ids:
             subscriber = Subscriber.objects.get(id=subscriber_id)
-            topics = list(subscriber.topics.all())
-            liked = list(subscriber.liked_papers.all())
+            profile = subscriber.profiles.get()
+            topics = list(profile.topics.all())
+            liked = [p.paper for p in profile.papers.select_related("paper") if p.paper]
             seen = set(
                 DigestItem.objects.filter(digest__subscriber=subscriber).values_list(
                     "paper_id", flat=True
                 )
             )
             positives = [
-                *subscriber.keywords,
+                *profile.keywords,
                 *(f"{t.name}. {t.description}" for t in topics),
                 *(f"{p.title}. {p.abstract}" for p in liked),
             ]

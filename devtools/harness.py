@@ -216,13 +216,14 @@ Handler = TypeVar("Handler")
 
 
 @contextmanager
-def smtp_sink(handler: Handler) -> Iterator[tuple[Handler, int]]:
-    """An aiosmtpd server on a free loopback port with ``handler``, while the block runs."""
+def smtp_sink(handler: Handler, port: int | None = None) -> Iterator[tuple[Handler, int]]:
+    """An aiosmtpd server with ``handler`` on loopback, on ``port`` or a free one, while the
+    block runs."""
     from aiosmtpd.controller import Controller
 
     # aiosmtpd logs every command at INFO; the callers say enough.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
-    port = free_port()
+    port = port or free_port()
     # The default limit (33 MB) is fine; a digest is ~20 kB. No TLS: loopback only.
     controller = Controller(handler, hostname="127.0.0.1", port=port, ready_timeout=10)
     controller.start()

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 
-from newsletter.models import Subscriber
+from newsletter.models import InterestProfile, ProfilePaper, Subscriber
 from papers.models import Paper, PaperSnapshot, Topic
 from papers.sources import PaperRecord, text, title_key
 
@@ -319,8 +319,9 @@ def create_subscribers(
     weights = [POPULARITY.get(a, 1.0) for a in areas]
     due = now - timedelta(minutes=1)
     subscribers: list[Subscriber] = []
+    profiles: list[InterestProfile] = []
     follows: list[list[int]] = []
-    likes: list[list[int]] = []
+    likes: list[list[Paper]] = []
     for n in range(count):
         home = list(dict.fromkeys(rng.choices(areas, weights, k=rng.choice([1, 1, 2, 2, 3]))))
         keywords = list(
@@ -331,7 +332,7 @@ def create_subscribers(
         if rng.random() < 0.15:
             keywords.append(rng.choice(TOPIC_KEYWORDS[rng.choice(areas)]))
         followed = [topics[a].id for a in home if a in topics and rng.random() < 0.6]
-        liked = [p.id for p in rng.sample(papers, min(len(papers), rng.randint(1, 3)))]
+        liked = rng.sample(papers, min(len(papers), rng.randint(1, 3)))
         weekly = rng.random() < 0.15
         subscribers.append(
             Subscriber(
@@ -342,29 +343,42 @@ def create_subscribers(
                 send_hour=rng.randint(5, 10),
                 timezone=rng.choice(TIME_ZONES),
                 digest_size=rng.choice([5, 10, 10, 10, 15]),
+                confirmed_at=now - timedelta(days=rng.randint(1, 400)),
+                next_digest_at=due,
+            )
+        )
+        profiles.append(
+            InterestProfile(
                 trending_weight=rng.choice([0.0, 0.2, 0.2, 0.2, 0.5]),
                 keywords=keywords,
                 excluded_keywords=[rng.choice(EXCLUDED)] if rng.random() < 0.08 else [],
-                confirmed_at=now - timedelta(days=rng.randint(1, 400)),
-                next_digest_at=due,
             )
         )
         follows.append(followed)
         likes.append(liked if rng.random() < 0.1 else [])
     Subscriber.objects.bulk_create(subscribers, batch_size=BATCH)
-    Subscriber.topics.through.objects.bulk_create(
+    for subscriber, profile in zip(subscribers, profiles, strict=True):
+        profile.subscriber = subscriber
+    InterestProfile.objects.bulk_create(profiles, batch_size=BATCH)
+    InterestProfile.topics.through.objects.bulk_create(
         (
-            Subscriber.topics.through(subscriber_id=s.id, topic_id=t)
-            for s, ts in zip(subscribers, follows, strict=True)
+            InterestProfile.topics.through(interestprofile_id=p.id, topic_id=t)
+            for p, ts in zip(profiles, follows, strict=True)
             for t in ts
         ),
         batch_size=BATCH * 5,
     )
-    Subscriber.liked_papers.through.objects.bulk_create(
+    ProfilePaper.objects.bulk_create(
         (
-            Subscriber.liked_papers.through(subscriber_id=s.id, paper_id=p)
-            for s, ps in zip(subscribers, likes, strict=True)
-            for p in ps
+            ProfilePaper(
+                profile=profile,
+                opinion=ProfilePaper.LIKED,
+                ref=paper.arxiv_id or paper.title[:500],
+                arxiv_id=paper.arxiv_id or "",
+                paper=paper,
+            )
+            for profile, liked_papers in zip(profiles, likes, strict=True)
+            for paper in liked_papers
         ),
         batch_size=BATCH * 5,
     )

@@ -6,11 +6,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.test import Client
 
+from devtools.harness import SmtpSink, free_port, smtp_sink
 from newsletter.models import Subscriber
-from tests.conftest import SmtpSink, free_port
 from tests.test_digest_delivery import wait_for
 
 pytestmark = pytest.mark.integration
@@ -44,13 +43,8 @@ def test_a_signup_during_a_mail_outage_gets_its_confirmation_once_the_server_is_
     assert Subscriber.objects.get().status == "pending"
     time.sleep(2)  # the worker has tried and failed by now
 
-    sink = SmtpSink()
-    controller = Controller(sink, hostname="127.0.0.1", port=mail_server_down)
-    controller.start()
-    try:
+    with smtp_sink(SmtpSink(keep=True), mail_server_down) as (sink, _):
         assert wait_for(lambda: len(sink.messages) >= 1), "the confirmation never came"
         time.sleep(2)
-    finally:
-        controller.stop()
     [message] = sink.messages
     assert b"To: ada@example.org" in message and re.search(rb"/confirm/\S+/", message)
