@@ -61,7 +61,7 @@ def iter_parse(stream: TextIO, listing_date: date | None = None) -> Iterator[Eve
     head, buffer = read_head(stream)
     closing = "</rdf:RDF>" if "<rdf:RDF" in head else "</feed>" if "<feed" in head else ""
     closing = closing or "</channel></rss>"
-    channel = feedparser.parse(head + closing)
+    channel = read_xml(head + closing)
     day = announcement_day(channel.feed) or listing_date
     position, seen = 0, set[str]()
     chunk: list[str] = []
@@ -85,7 +85,7 @@ def feed_day(text: str) -> date | None:
     found = ITEM_START.search(text)
     head = text[: found.start()] if found else text
     closing = "</rdf:RDF>" if "<rdf:RDF" in head else "</feed>" if "<feed" in head else ""
-    return announcement_day(feedparser.parse(head + (closing or "</channel></rss>")).feed)
+    return announcement_day(read_xml(head + (closing or "</channel></rss>")).feed)
 
 
 def read_head(stream: TextIO) -> tuple[str, str]:
@@ -142,7 +142,7 @@ def parse_chunk(
 ) -> Iterator[Event]:
     if not items:
         return
-    feed = feedparser.parse(head + "".join(items) + closing)
+    feed = read_xml(head + "".join(items) + closing)
     if len(feed.entries) != len(items):
         lost = len(items) - len(feed.entries)
         yield f"items {offset + 1} to {offset + len(items)}: {lost} unreadable"
@@ -161,6 +161,13 @@ def parse_chunk(
         if not record.abstract:
             yield f"item {position} ({record.arxiv_id}): no abstract; imported without one"
         yield record
+
+
+def read_xml(text: str) -> Any:
+    """feedparser's reading of ``text``, handed as a stream: given a string, feedparser first
+    tries it as an URL (whose parse the standard library caches: a megabyte chunk each) and as
+    a file name."""
+    return feedparser.parse(io.BytesIO(text.encode()), sanitize_html=False)
 
 
 def record_from_entry(entry: Any, day: date | None) -> PaperRecord:
