@@ -59,8 +59,7 @@ def parse(data: str, listing_date: date | None = None) -> Parsed:
 def iter_parse(stream: TextIO, listing_date: date | None = None) -> Iterator[Event]:
     """Records, invalid items and warnings of the feed in ``stream``, chunk by chunk."""
     head, buffer = read_head(stream)
-    closing = "</rdf:RDF>" if "<rdf:RDF" in head else "</feed>" if "<feed" in head else ""
-    closing = closing or "</channel></rss>"
+    closing = closing_tags(head)
     channel = read_xml(head + closing)
     day = announcement_day(channel.feed) or listing_date
     position, seen = 0, set[str]()
@@ -84,8 +83,14 @@ def feed_day(text: str) -> date | None:
     """The announcement day of the feed in ``text``, from its channel alone."""
     found = ITEM_START.search(text)
     head = text[: found.start()] if found else text
-    closing = "</rdf:RDF>" if "<rdf:RDF" in head else "</feed>" if "<feed" in head else ""
-    return announcement_day(read_xml(head + (closing or "</channel></rss>")).feed)
+    return announcement_day(read_xml(head + closing_tags(head)).feed)
+
+
+def closing_tags(head: str) -> str:
+    """What closes a feed that opened with ``head``, to parse part of it as a whole."""
+    return (
+        "</rdf:RDF>" if "<rdf:RDF" in head else "</feed>" if "<feed" in head else "</channel></rss>"
+    )
 
 
 def read_head(stream: TextIO) -> tuple[str, str]:
