@@ -4,7 +4,7 @@ import gc
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import beat_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -30,3 +30,10 @@ def freeze_startup_objects(**_: object) -> None:
     two in a busy worker: 15 % of its CPU (BENCHMARKS.md). Only what the tasks make is
     collected now."""
     gc.freeze()
+
+
+@beat_init.connect
+def check_arxiv_at_once(sender: object, **_: object) -> None:
+    """A beat that was down may have missed an announcement: check now, not an interval later
+    (beat's own entry first runs one interval after it starts). Idempotent, as the check is."""
+    app.send_task("papers.tasks.import_arxiv")

@@ -283,7 +283,7 @@ for _category in PAPERS_ARXIV_CATEGORIES:
             f"{_category!r} is no arXiv category, use e.g. cs.LG,stat.ML"
         )
 PAPERS_ARXIV_RSS_URL = env_str("PAPERS_ARXIV_RSS_URL", "https://rss.arxiv.org/rss").rstrip("/")
-PAPERS_ARXIV_CHECK_EVERY = env_int("PAPERS_ARXIV_CHECK_EVERY", 900, minimum=60)
+PAPERS_ARXIV_CHECK_EVERY = env_int("PAPERS_ARXIV_CHECK_EVERY", 900, minimum=10)
 CELERY_BEAT_SCHEDULE["import-arxiv"] = {
     "task": "papers.tasks.import_arxiv",
     "schedule": float(PAPERS_ARXIV_CHECK_EVERY),

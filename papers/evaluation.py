@@ -25,9 +25,11 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer,
 
 from papers import ranking
 from papers.ranking import Interests, PaperText
-from papers.sources import title_key
+from papers.ranking.semantic import Encoder
+from papers.sources import PaperRecord, text, title_key
 
 EVALUATION_SET = Path(__file__).with_name("evaluation_set.json")
+CAPTURES = sorted((Path(__file__).with_name("seeds")).glob("*.txt"))  # the judged catalogue
 METHODS = ("ours", "bm25", "tfidf")
 KINDS = ("keywords", "sentence", "liked")
 SPLITS = ("tuning", "validation")
@@ -111,6 +113,22 @@ class Evaluation:
                 }
             table[split or "both"] = rows
         return table
+
+
+def bundled_records() -> list[PaperRecord]:
+    """The papers of the bundled captures the profiles were judged on, each once."""
+    records: dict[str, PaperRecord] = {}
+    for path in CAPTURES:
+        for record in text.parse(path.read_text(encoding="utf-8")).records:
+            records.setdefault(title_key(record.title), record)
+    return list(records.values())
+
+
+def bundled_catalogue() -> list[PaperText]:
+    """The bundled captures as the ranking sees them (keys 1, 2, ...), without a database."""
+    return [
+        PaperText(n, record.title, record.abstract) for n, record in enumerate(bundled_records(), 1)
+    ]
 
 
 def load_profiles(path: Path = EVALUATION_SET) -> list[Profile]:
@@ -216,13 +234,14 @@ def evaluate(
     topics: Mapping[str, tuple[str, str]],
     k: int = 10,
     ours: Callable[[Interests], list[int]] | None = None,
+    encoder: Encoder | None = None,
 ) -> Evaluation:
-    """nDCG@k and P@k of our ranking (or ``ours``), plain BM25 and plain TF-IDF for every
-    profile, over the whole catalogue. A liked paper is left out of every ranking (the reader
-    has it). A judged or liked title missing from the catalogue or an unknown topic slug is an
-    error in the evaluation set, never silently skipped."""
+    """nDCG@k and P@k of our ranking (or ``ours``; with ``encoder``'s semantics when given),
+    plain BM25 and plain TF-IDF for every profile, over the whole catalogue. A liked paper is
+    left out of every ranking (the reader has it). A judged or liked title missing from the
+    catalogue or an unknown topic slug is an error in the evaluation set, never skipped."""
     by_title = {title_key(p.title): p for p in papers}
-    model = ranking.fit_model(papers)
+    model = ranking.fit_model(papers, encoder)
     rank_ours = ours or (lambda interests: our_ranking(model, papers, interests, k))
     result = Evaluation(k=k)
     for profile in profiles:

@@ -75,7 +75,7 @@ class PaperQuerySet(models.QuerySet["Paper"]):
             # No snapshot older than a day: every vote we know of came within the day.
             gain = (paper.upvotes or 0) - (getattr(paper, "upvotes_day_ago", 0) or 0)
             paper.trending = trending_score(
-                paper.upvotes, paper.comments, gain, paper.age_hours(now)
+                paper.upvotes, paper.comments, gain, paper.age_hours(now), paper.github_stars
             )
         papers.sort(key=lambda p: (-p.trending, p.listing_position or 0, p.id))
         return papers

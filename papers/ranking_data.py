@@ -28,7 +28,9 @@ def paper_text(paper: Paper, now: datetime) -> PaperText:
         day_gain = paper.upvotes - (paper.upvotes_day_ago or 0)
     trending = getattr(paper, "trending", None)
     if trending is None:
-        trending = trending_score(paper.upvotes, paper.comments, day_gain, paper.age_hours(now))
+        trending = trending_score(
+            paper.upvotes, paper.comments, day_gain, paper.age_hours(now), paper.github_stars
+        )
     return PaperText(
         key=paper.id,
         title=paper.title,

@@ -10,11 +10,18 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from papers.evaluation import KINDS, SPLITS, Profile, evaluate, load_profiles, ndcg_at_k
+from papers.evaluation import (
+    KINDS,
+    SPLITS,
+    Profile,
+    bundled_catalogue,
+    evaluate,
+    load_profiles,
+    ndcg_at_k,
+)
 from papers.models import Paper, Topic
 from papers.ranking import Interests, Model, PaperText, Signal, fit_model, rank_catalogue
 from papers.ranking_data import paper_text
-from papers.sources import text
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = sorted(str(p) for p in (ROOT / "papers" / "seeds").glob("*.txt"))
@@ -65,17 +72,6 @@ def test_our_ranking_beats_plain_bm25_and_tfidf_on_each_kind_of_profile() -> Non
         ours, bm25, tfidf = (result.mean(m, kind=kind) for m in ("ours", "bm25", "tfidf"))
         print(f"  mean {kind:<33} {ours:.3f}  {bm25:.3f}  {tfidf:.3f}")
         assert ours > max(bm25, tfidf), kind
-
-
-def bundled_catalogue() -> list[PaperText]:
-    """The bundled captures as the ranking sees them, without a database."""
-    papers: dict[str, PaperText] = {}
-    for path in SEEDS:
-        for record in text.parse(Path(path).read_text(encoding="utf-8")).records:
-            papers.setdefault(
-                record.title, PaperText(len(papers) + 1, record.title, record.abstract)
-            )
-    return list(papers.values())
 
 
 @pytest.fixture(scope="module")

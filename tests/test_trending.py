@@ -52,3 +52,15 @@ def test_papers_without_votes_are_ordered_by_listing_day_then_position() -> None
     ordered = Paper.objects.all().trending(now=NOW)
 
     assert [p.title for p in ordered] == ["First today", "Second today", "Old"]
+
+
+def test_a_paper_only_arxiv_announced_trends_by_its_codes_stars_else_by_recency() -> None:
+    starred = trending_score(None, None, None, age_hours=10, github_stars=500)
+    unstarred = trending_score(None, None, None, age_hours=10)
+    assert starred == pytest.approx(51 * unstarred)  # 1 + 500/10
+    assert unstarred > trending_score(None, None, None, age_hours=30)
+
+
+def test_stars_do_not_add_to_a_daily_papers_papers_votes() -> None:
+    on_daily_papers = trending_score(12, 1, 0, age_hours=10, github_stars=5000)
+    assert on_daily_papers == trending_score(12, 1, 0, age_hours=10)

@@ -20,7 +20,6 @@ DISLIKED_WEIGHT = 0.6
 # From this many rated papers (liked, clicked, "more" or "less like this"), at least one
 # liked, a reader's rated papers are weighed by a model of their own (``feedback_model``).
 FEEDBACK_FROM = 4
-FEEDBACK_WEIGHT = 1.2
 FEEDBACK_RIDGE = 0.5
 # How much of a component's similarity to a paper is semantic (the rest is lexical), by kind:
 # a keyword is mostly its words; a description, a topic or a liked paper mostly its meaning.
@@ -191,9 +190,7 @@ def build_profiles(model: Model, interests_list: Sequence[Interests]) -> Profile
         start = int(indptr[row] + stated[row])
         papers = indices[order][start : start + int(rated[row])]
         labels = np.repeat([1.0, -1.0], [counts[3, row], counts[4, row]])
-        values[start : start + len(papers)] = FEEDBACK_WEIGHT * feedback_model(
-            parts, papers, labels
-        )
+        values[start : start + len(papers)] = feedback_model(parts, papers, labels)
     combination = sp.csr_matrix(
         (values, indices[order], indptr), shape=(n_subs, len(parts.vectors))
     )
@@ -217,14 +214,18 @@ def feedback_model(parts: Components, papers: np.ndarray, labels: np.ndarray) ->
 
     so that the model scores each rated paper close to its label. Unlike fixed weights, a
     disliked paper close to a liked one is told apart, and ten liked papers on one subject
-    do not drown the one liked paper on another. Scaled so the weights sum to 1 in size."""
+    do not drown the one liked paper on another."""
     lexical = parts.matrix(papers.tolist())
     kernel = (lexical @ lexical.T).toarray()
     meaning = parts.dense(papers.tolist())
     if meaning.shape[1]:
         kernel = 0.5 * kernel + 0.5 * (meaning @ meaning.T)
     alpha = np.linalg.solve(kernel + FEEDBACK_RIDGE * np.eye(len(papers)), labels)
-    return (alpha / max(float(np.abs(alpha).sum()), 1e-9)).astype(np.float32)
+    # The model weighs the papers within each side; the sides keep the profile's balance.
+    positive, negative = np.clip(alpha, 0, None), np.clip(alpha, None, 0)
+    weights = LIKED_WEIGHT * positive / max(float(positive.sum()), 1e-9)
+    weights += DISLIKED_WEIGHT * negative / max(float(-negative.sum()), 1e-9)
+    return weights.astype(np.float32)
 
 
 def profile_matrix(model: Model, interests_list: Sequence[Interests]) -> sp.csr_matrix:

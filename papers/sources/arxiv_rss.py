@@ -59,9 +59,8 @@ def parse(data: str, listing_date: date | None = None) -> Parsed:
 def iter_parse(stream: TextIO, listing_date: date | None = None) -> Iterator[Event]:
     """Records, invalid items and warnings of the feed in ``stream``, chunk by chunk."""
     head, buffer = read_head(stream)
-    closing = "</rdf:RDF>" if "<rdf:RDF" in head else "</feed>" if "<feed" in head else ""
-    closing = closing or "</channel></rss>"
-    channel = feedparser.parse(head + closing)
+    closing = closing_tags(head)
+    channel = read_xml(head + closing)
     day = announcement_day(channel.feed) or listing_date
     position, seen = 0, set[str]()
     chunk: list[str] = []
@@ -84,8 +83,14 @@ def feed_day(text: str) -> date | None:
     """The announcement day of the feed in ``text``, from its channel alone."""
     found = ITEM_START.search(text)
     head = text[: found.start()] if found else text
-    closing = "</rdf:RDF>" if "<rdf:RDF" in head else "</feed>" if "<feed" in head else ""
-    return announcement_day(feedparser.parse(head + (closing or "</channel></rss>")).feed)
+    return announcement_day(read_xml(head + closing_tags(head)).feed)
+
+
+def closing_tags(head: str) -> str:
+    """What closes a feed that opened with ``head``, to parse part of it as a whole."""
+    return (
+        "</rdf:RDF>" if "<rdf:RDF" in head else "</feed>" if "<feed" in head else "</channel></rss>"
+    )
 
 
 def read_head(stream: TextIO) -> tuple[str, str]:
@@ -142,7 +147,7 @@ def parse_chunk(
 ) -> Iterator[Event]:
     if not items:
         return
-    feed = feedparser.parse(head + "".join(items) + closing)
+    feed = read_xml(head + "".join(items) + closing)
     if len(feed.entries) != len(items):
         lost = len(items) - len(feed.entries)
         yield f"items {offset + 1} to {offset + len(items)}: {lost} unreadable"
@@ -161,6 +166,13 @@ def parse_chunk(
         if not record.abstract:
             yield f"item {position} ({record.arxiv_id}): no abstract; imported without one"
         yield record
+
+
+def read_xml(text: str) -> Any:
+    """feedparser's reading of ``text``, handed as a stream: given a string, feedparser first
+    tries it as an URL (whose parse the standard library caches: a megabyte chunk each) and as
+    a file name."""
+    return feedparser.parse(io.BytesIO(text.encode()), sanitize_html=False)
 
 
 def record_from_entry(entry: Any, day: date | None) -> PaperRecord:
