@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path, register_converter
+from django.views.generic import RedirectView
 
 from config import views
 from newsletter import dashboard
@@ -24,12 +26,19 @@ register_converter(RowId, "id")  # before the URL modules below are read
 urlpatterns = [
     path("admin/dashboard/", admin.site.admin_view(dashboard.dashboard), name="admin-dashboard"),
     path(
+        "admin/dashboard/charts/<slug:name>.svg",
+        admin.site.admin_view(dashboard.chart),
+        name="admin-dashboard-chart",
+    ),
+    path(
         "admin/import-papers/",
         admin.site.admin_view(dashboard.import_papers),
         name="admin-import-papers",
     ),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
+    # Browsers ask for /favicon.ico whatever the page says.
+    path("favicon.ico", RedirectView.as_view(url=static("newsletter/favicon.svg"))),
     path("anymail/", include(webhook_urls())),
     path("", include("newsletter.urls")),
 ]

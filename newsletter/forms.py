@@ -211,7 +211,7 @@ class PreferencesForm(forms.Form):
     )
     frequency = forms.ChoiceField(choices=Subscriber.Frequency.choices, initial="daily")
     weekday = forms.TypedChoiceField(
-        choices=Subscriber.Weekday.choices, coerce=int, initial=0, label="Day (weekly)"
+        choices=Subscriber.Weekday.choices, coerce=int, initial=0, label="Day"
     )
     send_hour = forms.TypedChoiceField(choices=HOURS, coerce=int, initial=8, label="Hour")
     timezone = forms.CharField(max_length=64, initial="UTC", label="Time zone")
@@ -246,6 +246,13 @@ class PreferencesForm(forms.Form):
                 "author, so we know what to send you."
             )
         return data
+
+
+class ResubscribeForm(forms.Form):
+    consent = forms.BooleanField(
+        label="Send me the Paperboy digest again. I can unsubscribe in one click from any "
+        "email, and download or delete my data from this page."
+    )
 
 
 class SignupForm(PreferencesForm):

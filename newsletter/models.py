@@ -202,6 +202,7 @@ class ConsentRecord(models.Model):
     class Kind(models.TextChoices):
         SIGNUP = "signup", "Signed up"
         CONFIRM = "confirm", "Confirmed"
+        RESUBSCRIBE = "resubscribe", "Resubscribed from the manage page"
 
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="consents")
     kind = models.CharField(max_length=16, choices=Kind.choices)

@@ -31,22 +31,24 @@ from papers.models import Paper
 Status = Subscriber.Status
 
 
-def rate_limited(ip: str | None, email: str) -> bool:
-    """Count this attempt; True once an IP or an address has tried too often."""
+def rate_limited(ip: str | None, email: str) -> str | None:
+    """Count this attempt; once an IP or an address has tried too often, say which
+    ("ip" or "address"), else None."""
     address = hashlib.sha256(email.encode()).hexdigest()[:32]  # no addresses in the cache
     limits = [
-        (f"signup:ip:{ip}", settings.NEWSLETTER_SIGNUPS_PER_IP, 600),
-        (f"signup:address:{address}", settings.NEWSLETTER_SIGNUPS_PER_ADDRESS, 3600),
+        ("ip", f"signup:ip:{ip}", settings.NEWSLETTER_SIGNUPS_PER_IP, 600),
+        ("address", f"signup:address:{address}", settings.NEWSLETTER_SIGNUPS_PER_ADDRESS, 3600),
     ]
-    over = False
-    for key, limit, window in limits:
+    over = None
+    for name, key, limit, window in limits:
         cache.add(key, 0, window)
         try:
             count = cache.incr(key)
         except ValueError:  # expired between add and incr
             cache.set(key, 1, window)
             count = 1
-        over = over or count > limit
+        if count > limit:
+            over = over or name
     return over
 
 
@@ -185,9 +187,31 @@ def confirm(subscriber: Subscriber, ip: str | None, user_agent: str) -> bool:
     return True
 
 
-def unsubscribe(subscriber: Subscriber) -> None:
-    """Stop all mail at once, queued digests included. Idempotent."""
-    Subscriber.objects.filter(pk=subscriber.pk).stop_mail(Status.UNSUBSCRIBED)
+def unsubscribe(subscriber: Subscriber) -> bool:
+    """Stop all mail at once, queued digests included; False if mail had stopped already."""
+    return bool(Subscriber.objects.filter(pk=subscriber.pk).stop_mail(Status.UNSUBSCRIBED))
+
+
+def resubscribe(subscriber: Subscriber, ip: str | None, user_agent: str) -> bool:
+    """Subscribe an unsubscribed reader again, from their own manage link (which proves the
+    address is theirs) and with their consent recorded; False if not unsubscribed."""
+    with transaction.atomic():
+        updated = Subscriber.objects.filter(pk=subscriber.pk, status=Status.UNSUBSCRIBED).update(
+            status=Status.ACTIVE, unsubscribed_at=None
+        )
+        if not updated:
+            return False
+        subscriber.refresh_from_db()
+        subscriber.schedule_first_digest()
+        subscriber.save(update_fields=["next_digest_at"])
+        ConsentRecord.objects.create(
+            subscriber=subscriber,
+            kind=ConsentRecord.Kind.RESUBSCRIBE,
+            ip=ip,
+            user_agent=user_agent[:500],
+            consent_version=CONSENT_VERSION,
+        )
+    return True
 
 
 def pause(subscriber: Subscriber) -> None:

@@ -4,13 +4,14 @@ import json
 from typing import Any
 
 from django.conf import settings
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from newsletter import emails, subscriptions, tasks
-from newsletter.forms import ManageForm, SignupForm
+from newsletter.forms import ManageForm, ResubscribeForm, SignupForm
 from newsletter.models import Subscriber
 from papers.views import latest_trending_page
 
@@ -36,6 +37,12 @@ def message(
     )
 
 
+TOO_MANY = {
+    "ip": "Too many attempts from here. Please try again in a few minutes.",
+    "address": "Too many attempts for this address. Please try again in an hour.",
+}
+
+
 @require_http_methods(["GET", "HEAD", "POST"])
 def home(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)
@@ -45,10 +52,9 @@ def home(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             if form.cleaned_data["website"]:  # the honeypot: a bot, answered like a person
                 return check_your_inbox(request)
-            if subscriptions.rate_limited(ip, form.cleaned_data["email"]):
-                form.add_error(
-                    None, "Too many attempts from here. Please try again in a few minutes."
-                )
+            limited = subscriptions.rate_limited(ip, form.cleaned_data["email"])
+            if limited:
+                form.add_error(None, TOO_MANY[limited])
                 status = 429
             else:
                 tasks.queue_subscription_email(
@@ -97,28 +103,46 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
 
 @require_http_methods(["GET", "HEAD", "POST"])
 def manage(request: HttpRequest, token: str) -> HttpResponse:
+    """The reader's page. Every POST that succeeds redirects back here (post/redirect/get),
+    so a reload never repeats it; one with errors answers the form with them."""
     subscriber = subscriber_from(token, "manage")
-    action = request.POST.get("action", "save")
     form = ManageForm.for_subscriber(subscriber)
-    notice = ""
+    resubscribe = ResubscribeForm()
     if request.method == "POST":
-        if action == "pause":
+        action = request.POST.get("action", "save")
+        left = subscriber.status == Subscriber.Status.UNSUBSCRIBED
+        if action == "resubscribe":
+            resubscribe = ResubscribeForm(request.POST)
+            if resubscribe.is_valid():
+                if subscriptions.resubscribe(subscriber, *client(request)):
+                    messages.success(request, "Welcome back. Your next digest is scheduled.")
+                return redirect(request.path)
+        elif action == "unsubscribe":
+            if subscriptions.unsubscribe(subscriber):
+                messages.success(request, "Unsubscribed. You won't get any more digests.")
+            else:
+                messages.info(request, "You were already unsubscribed.")
+            return redirect(request.path)
+        elif left:  # a page left open from before: nothing to pause or save now
+            messages.info(request, "You're unsubscribed; resubscribe first.")
+            return redirect(request.path)
+        elif action == "pause":
             subscriptions.pause(subscriber)
-            notice = "Paused. You won't get digests until you resume."
+            messages.success(request, "Paused. You won't get digests until you resume.")
+            return redirect(request.path)
         elif action == "resume":
             subscriptions.resume(subscriber)
-            notice = "Resumed. Your next digest is scheduled."
-        elif action == "unsubscribe":
-            subscriptions.unsubscribe(subscriber)
-            notice = "Unsubscribed. You won't get any more digests."
+            messages.success(request, "Resumed. Your next digest is scheduled.")
+            return redirect(request.path)
         else:
             form = ManageForm(request.POST)
             if form.is_valid():
                 subscriptions.apply_preferences(subscriber, form.cleaned_data)
-                notice = "Saved. Your next digest will follow these preferences."
-        subscriber.refresh_from_db()
-    context = {"subscriber": subscriber, "form": form, "notice": notice, "token": token}
-    return render(request, "newsletter/manage.html", context, status=400 if form.errors else 200)
+                messages.success(request, "Saved. Your next digest will follow these preferences.")
+                return redirect(request.path)
+    context = {"subscriber": subscriber, "form": form, "resubscribe": resubscribe, "token": token}
+    failed = form.errors or resubscribe.errors
+    return render(request, "newsletter/manage.html", context, status=400 if failed else 200)
 
 
 def export(request: HttpRequest, token: str) -> HttpResponse:
@@ -148,12 +172,21 @@ def erase(request: HttpRequest, token: str) -> HttpResponse:
 @require_http_methods(["GET", "HEAD", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     subscriber = subscriber_from(token, "unsubscribe")
+    already = message(
+        request,
+        "Already unsubscribed",
+        f"{subscriber.email} is already unsubscribed and gets no digests. To start again, open "
+        "the link to manage your subscription in any of our emails.",
+    )
     if request.method != "POST":  # link scanners fetch GETs: show a button instead
+        if subscriber.status == Subscriber.Status.UNSUBSCRIBED:
+            return already
         return message(
             request,
             "Unsubscribe",
             f"Stop sending digests to {subscriber.email}?",
             button="Unsubscribe",
         )
-    subscriptions.unsubscribe(subscriber)
+    if not subscriptions.unsubscribe(subscriber):
+        return already
     return message(request, "Unsubscribed", f"{subscriber.email} won't get any more digests.")

@@ -1,6 +1,9 @@
+import re
 from datetime import timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -300,3 +303,17 @@ def test_a_digest_left_mid_hand_off_is_recorded_failed_and_never_sent_again(  # 
     digest = Digest.objects.get()
     assert digest.status == Digest.Status.FAILED and "delivery unknown" in digest.error
     assert mailoutbox == []
+
+
+def test_a_dry_run_says_how_many_papers_each_reader_would_get_in_words(catalogue) -> None:  # type: ignore[no-untyped-def]
+    active_subscriber("graphs@example.org", ["graph neural networks"])
+    active_subscriber("bees@example.org", ["beekeeping"])
+    out = StringIO()
+
+    call_command("send_digests", "--dry-run", "--now", stdout=out)
+
+    lines = out.getvalue().splitlines()
+    assert any(re.fullmatch(r"graphs@example.org: \d+ papers?", line) for line in lines)
+    assert "bees@example.org: nothing passes the relevance floor, no digest" in lines
+    assert "nothing papers" not in out.getvalue()
+    assert not Digest.objects.exists()

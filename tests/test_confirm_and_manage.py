@@ -114,7 +114,10 @@ def test_the_manage_page_changes_every_preference_and_reschedules(client: Client
         },
     )
 
-    assert response.status_code == 200 and b"Saved" in response.content
+    assert response.status_code == 302 and response["Location"] == url.removeprefix(
+        "http://localhost:8000"
+    )  # post/redirect/get: a reload repeats nothing
+    assert b"Saved" in client.get(response["Location"]).content
     reader.refresh_from_db()
     profile = reader.profiles.get()
     assert profile.keywords == ["video generation"] and profile.excluded_keywords == ["medical"]
@@ -203,7 +206,8 @@ def test_saving_the_manage_page_unchanged_changes_nothing(client: Client) -> Non
     url = emails.manage_url(reader)
 
     for _ in range(2):  # saved, reloaded and saved again
-        response = client.post(url, submitted(client.get(url).content) | {"action": ["save"]})
+        data = submitted(client.get(url).content) | {"action": ["save"]}
+        response = client.post(url, data, follow=True)
         assert response.status_code == 200 and b"Saved" in response.content
 
     profile = reader.profiles.get()
@@ -217,3 +221,62 @@ def test_saving_the_manage_page_unchanged_changes_nothing(client: Client) -> Non
 def test_keywords_as_typed_survive_being_shown_and_saved_again(pieces: list[str]) -> None:
     terms = split_terms("".join(pieces))
     assert split_terms(join_terms(terms)) == terms
+
+
+def test_the_confirmed_and_manage_pages_give_the_next_digest_in_the_readers_zone(
+    client: Client,
+) -> None:
+    link = sign_up(client)  # 08:00 in Asia/Tokyo, 23:00 UTC the day before
+    page = client.post(link).content.decode()
+    reader = Subscriber.objects.get()
+    local = reader.next_digest_at.astimezone(reader.zone)  # type: ignore[union-attr]
+
+    assert f"{local:%A} {local.day} {local:%B} at 08:00 (Asia/Tokyo time)" in page
+    assert "UTC" not in BeautifulSoup(page, "html.parser").main.get_text()  # type: ignore[union-attr]
+    manage = client.get(emails.manage_url(reader)).content.decode()
+    assert f"next digest {local:%a} {local.day} {local:%b}, 08:00 (Asia/Tokyo)" in manage
+
+
+def test_every_manage_post_redirects_back_with_its_notice(client: Client) -> None:
+    reader = active_subscriber("ada@example.org", ["graphs"])
+    url = emails.manage_url(reader).removeprefix("http://localhost:8000")
+    notices = {"pause": "Paused.", "resume": "Resumed.", "unsubscribe": "Unsubscribed. You"}
+    for action, notice in notices.items():
+        response = client.post(url, {"action": action})
+        assert (response.status_code, response["Location"]) == (302, url)
+        assert notice in client.get(url).content.decode()
+    assert notices["unsubscribe"] not in client.get(url).content.decode()  # said once
+
+
+def test_an_unsubscribed_reader_is_offered_to_resubscribe_with_consent(client: Client) -> None:
+    reader = active_subscriber("ada@example.org", ["graphs"])
+    url = emails.manage_url(reader).removeprefix("http://localhost:8000")
+    subscriptions.unsubscribe(reader)
+
+    page = client.get(url).content.decode()
+    assert "Resubscribe" in page and "Save preferences" not in page
+    assert "next digest" not in page
+
+    refused = client.post(url, {"action": "resubscribe"})
+    assert refused.status_code == 400 and b"This field is required" in refused.content
+    assert Subscriber.objects.get().status == "unsubscribed"
+
+    client.post(url, {"action": "resubscribe", "consent": "on"}, REMOTE_ADDR="203.0.113.9")
+    reader.refresh_from_db()
+    assert reader.status == "active" and reader.unsubscribed_at is None
+    assert reader.next_digest_at and reader.next_digest_at > timezone.now()
+    consent = ConsentRecord.objects.get(subscriber=reader, kind="resubscribe")
+    assert consent.ip == "203.0.113.9" and consent.consent_version
+    assert "Welcome back" in client.get(url).content.decode()
+
+
+def test_a_second_unsubscribe_says_already_unsubscribed(client: Client) -> None:
+    reader = active_subscriber("ada@example.org", ["graphs"])
+    manage = emails.manage_url(reader).removeprefix("http://localhost:8000")
+    link = emails.unsubscribe_url(reader).removeprefix("http://localhost:8000")
+    assert b"Unsubscribed" in client.post(link).content
+
+    assert b"already unsubscribed" in client.post(link).content
+    assert b"already unsubscribed" in client.get(link).content
+    client.post(manage, {"action": "unsubscribe"})
+    assert "You were already unsubscribed." in client.get(manage).content.decode()

@@ -140,9 +140,30 @@ def test_the_page_shows_the_figures_charts_and_operations(client: Client, staff)
     assert page.status_code == 200
     assert 'data-figure="subscribers-active"><span class="n">4</span>' in html
     assert 'data-figure="rate-opened"><span class="n">50.0%</span>' in html
-    assert html.count('class="pygal-chart"') == 3  # the three charts
+    charts = re.findall(r'<iframe class="pb-chart" src="([^"]+)"', html)
+    assert len(charts) == 3
+    for url in charts:
+        svg = client.get(url)
+        assert svg["Content-Type"] == "image/svg+xml" and b'class="pygal-chart' in svg.content
+        assert svg["X-Frame-Options"] == "SAMEORIGIN"
+        assert "frame-ancestors 'self'" in svg["Content-Security-Policy"]
     assert "7 new, 2 updated" in html and "a.json: item 3: no title" in html
     assert re.search(r'id="broker">\s*reachable;', html)  # file system broker here, Redis in CI
+
+
+def test_without_provider_events_the_rates_say_so_instead_of_zero_percent(
+    client: Client, staff
+) -> None:
+    build_month(timezone.now())
+    DeliveryEvent.objects.all().delete()  # plain SMTP: the backend reports nothing
+    client.force_login(staff)
+    html = client.get("/admin/dashboard/").content.decode()
+
+    assert not re.search(r"\b0\.0%", html)
+    for kind in ("delivered", "bounced", "complained", "opened"):
+        assert f'data-figure="rate-{kind}"><span class="n">\u2013</span>' in html
+        assert f"{kind}: no provider events" in html
+    assert 'data-figure="rate-clicked"><span class="n">50.0%</span>' in html  # our own redirects
 
 
 def test_the_dashboard_makes_the_same_queries_for_ten_or_thousands_of_rows(client, staff) -> None:  # type: ignore[no-untyped-def]
@@ -242,7 +263,8 @@ def test_a_preview_and_a_test_send_carry_no_working_link_of_any_readers(  # type
     [message] = mailoutbox
 
     page = BeautifulSoup(preview.content, "html.parser")
-    preview_links = {str(a["href"]) for a in page.find_all("a")}
+    email = BeautifulSoup(str(page.find("iframe")["srcdoc"]), "html.parser")  # type: ignore[index]
+    preview_links = {str(a["href"]) for a in page.find_all("a") + email.find_all("a")}
     for link in links_of(message) | preview_links:
         assert not link.startswith(settings.SITE_URL), link  # no page of the site, no token
     assert "https://arxiv.org/abs/2511.00000" in links_of(message)  # papers link to themselves

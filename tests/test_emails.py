@@ -260,3 +260,13 @@ def test_digests_from_before_reasons_were_data_keep_their_words_without_the_vote
         after,
         bool(trending),
     )
+
+
+# Pictographs most systems draw only with an emoji font (else as empty boxes).
+EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\ufe0f]")
+
+
+def test_a_digest_uses_no_emoji_a_mail_client_may_lack_a_font_for(digest_message) -> None:  # type: ignore[no-untyped-def]
+    html = digest_message.alternatives[0][0]
+    assert "More like this" in html and "Less like this" in html
+    assert not EMOJI.findall(html + digest_message.body + digest_message.subject)

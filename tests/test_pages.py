@@ -97,3 +97,18 @@ def test_pages_carry_a_content_security_policy_and_refuse_framing(client) -> Non
     nonce = re.search(r"'nonce-([^']+)'", policy)
     assert nonce and f'<script nonce="{nonce.group(1)}">' in response.content.decode()
     assert response["X-Frame-Options"] == "DENY"
+
+
+def test_the_site_uses_no_emoji_a_browser_may_lack_a_font_for(client: Client) -> None:
+    add("A discussed paper", date(2026, 11, 23), upvotes=3, comments=4)
+    page = client.get("/").content.decode()
+    assert "4 comments" in page
+    assert not re.findall("[\U0001f000-\U0001faff\u2600-\u27bf\ufe0f]", page)
+
+
+def test_the_site_has_an_icon_and_answers_for_favicon_ico(client: Client) -> None:
+    page = client.get("/").content.decode()
+    icon = re.search(r'<link rel="icon" href="([^"]+)"', page)
+    assert icon and icon.group(1).endswith("favicon.svg")
+    answer = client.get("/favicon.ico")
+    assert answer.status_code in (301, 302) and answer["Location"] == icon.group(1)

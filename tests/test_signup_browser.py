@@ -8,9 +8,11 @@ import pytest
 from django.apps import apps
 from django.core import mail
 
+from newsletter import emails
 from newsletter.models import Subscriber
 from papers.models import Paper
 from tests.conftest import ARTIFACTS
+from tests.factories import active_subscriber
 
 add_topics = import_module("papers.migrations.0003_seed_topics").add_topics
 
@@ -66,8 +68,13 @@ def test_signup_confirm_manage_unsubscribe_and_erase_in_a_real_browser(page, liv
     assert reader.profiles.get().keywords == ["protein folding"] and reader.frequency == "weekly"
 
     page.click("button:has-text('Unsubscribe')")
-    page.wait_for_selector("text=Unsubscribed")
+    page.wait_for_selector("text=Unsubscribed. You won't get any more digests.")
     assert Subscriber.objects.get().status == "unsubscribed"
+    assert page.locator("text=Save preferences").count() == 0
+    page.check("#resubscribe input[name=consent]")
+    page.click("button:has-text('Resubscribe')")
+    page.wait_for_selector("text=Welcome back")
+    assert Subscriber.objects.get().status == "active"
 
     page.click("text=Delete my data")
     page.click("text=Delete everything")
@@ -113,3 +120,37 @@ def test_signup_with_a_description_a_liked_paper_link_and_a_followed_author(
     assert page.input_value("#id_liked") == "https://huggingface.co/papers/2110.15352"
     assert page.input_value("#id_authors") == "Song Han"
     page.screenshot(path=ARTIFACTS / "manage-profile.png", full_page=True)
+
+
+LONGEST_OPTION_FITS = """(id) => {
+  const select = document.getElementById(id);
+  const probe = document.createElement("span");
+  probe.style.font = getComputedStyle(select).font;
+  probe.style.whiteSpace = "pre";
+  probe.style.position = "absolute";
+  probe.textContent = [...select.options].map((o) => o.text).sort((a, b) => b.length - a.length)[0];
+  document.body.appendChild(probe);
+  const needed = probe.getBoundingClientRect().width;
+  probe.remove();
+  return select.clientWidth >= needed + 30;  // the arrow and the padding beside the text
+}"""
+
+
+def test_the_manage_page_asks_the_day_only_for_weekly_and_shows_its_choices_whole(  # type: ignore[no-untyped-def]
+    browser, live_server
+) -> None:
+    reader = active_subscriber("ada@example.org", ["graph neural networks"])
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(emails.manage_url(reader))
+
+    assert page.is_hidden("#id_weekday")  # a daily reader has no day to choose
+    page.select_option("#id_frequency", "weekly")
+    assert page.is_visible("#id_weekday")
+    assert page.evaluate(LONGEST_OPTION_FITS, "id_trending_weight")
+    page.screenshot(path=ARTIFACTS / "manage-wide.png", full_page=True)
+
+    page.goto(live_server.url + "/")
+    assert page.is_hidden("#id_weekday")
+    assert errors == []  # no refused script, no missing icon

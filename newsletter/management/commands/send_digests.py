@@ -53,6 +53,8 @@ class Command(BaseCommand):
         )
         for subscriber in subscribers:
             picks = plans[subscriber.id]
-            self.stdout.write(f"{subscriber.email}: {len(picks) or 'nothing'} papers")
+            count = f"{len(picks)} paper{'' if len(picks) == 1 else 's'}"
+            nothing = "nothing passes the relevance floor, no digest"
+            self.stdout.write(f"{subscriber.email}: {count if picks else nothing}")
             for rank, pick in enumerate(picks, 1):
                 self.stdout.write(f"  {rank:>2}. {titles[pick.key][:80]}  ({pick.reason.text})")
