@@ -136,13 +136,7 @@ def signup(data: dict[str, Any], ip: str | None, user_agent: str) -> None:
             subscriber.status = Status.PENDING
             subscriber.next_digest_at = None
             apply_preferences(subscriber, data)
-            ConsentRecord.objects.create(
-                subscriber=subscriber,
-                kind=ConsentRecord.Kind.SIGNUP,
-                ip=ip,
-                user_agent=user_agent[:500],
-                consent_version=CONSENT_VERSION,
-            )
+            record_consent(subscriber, ConsentRecord.Kind.SIGNUP, ip, user_agent)
             transactional_email = "confirm"
     queue_email(subscriber.pk, transactional_email)
 
@@ -174,6 +168,17 @@ def send_email(subscriber_id: int, name: str) -> str:
     return "sent"
 
 
+def record_consent(subscriber: Subscriber, kind: str, ip: str | None, user_agent: str) -> None:
+    """Keep proof of consent: what was agreed to (the text's version), when, from where."""
+    ConsentRecord.objects.create(
+        subscriber=subscriber,
+        kind=kind,
+        ip=ip,
+        user_agent=user_agent[:500],
+        consent_version=CONSENT_VERSION,
+    )
+
+
 def confirm_url(subscriber: Subscriber) -> str:
     token = emails.sign(subscriber.id, "confirm")
     return emails.absolute(reverse("confirm", args=[token]))
@@ -191,13 +196,7 @@ def confirm(subscriber: Subscriber, ip: str | None, user_agent: str) -> bool:
         subscriber.schedule_first_digest()
         subscriber.save(update_fields=["next_digest_at"])
         fetch_liked_papers([subscriber.pk])
-        ConsentRecord.objects.create(
-            subscriber=subscriber,
-            kind=ConsentRecord.Kind.CONFIRM,
-            ip=ip,
-            user_agent=user_agent[:500],
-            consent_version=CONSENT_VERSION,
-        )
+        record_consent(subscriber, ConsentRecord.Kind.CONFIRM, ip, user_agent)
     return True
 
 
@@ -228,13 +227,7 @@ def resubscribe(subscriber: Subscriber, ip: str | None, user_agent: str) -> bool
         subscriber.refresh_from_db()
         subscriber.schedule_first_digest()
         subscriber.save(update_fields=["next_digest_at"])
-        ConsentRecord.objects.create(
-            subscriber=subscriber,
-            kind=ConsentRecord.Kind.RESUBSCRIBE,
-            ip=ip,
-            user_agent=user_agent[:500],
-            consent_version=CONSENT_VERSION,
-        )
+        record_consent(subscriber, ConsentRecord.Kind.RESUBSCRIBE, ip, user_agent)
     return True
 
 
