@@ -177,7 +177,8 @@ def build_profiles(model: Model, interests_list: Sequence[Interests]) -> Profile
     shares[4] = -DISLIKED_WEIGHT / np.maximum(counts[4], 1)
     owner = np.repeat(np.tile(np.arange(n_subs), len(kinds)), counts.ravel())
     order = np.argsort(owner, kind="stable")
-    indices = np.fromiter(chain.from_iterable(flat for flat, _ in kinds), np.int32, len(owner))
+    flat = np.fromiter(chain.from_iterable(flat for flat, _ in kinds), np.int32, len(owner))
+    indices = flat[order]  # in subscriber order
     indptr = np.zeros(n_subs + 1, dtype=np.int64)
     np.cumsum(counts.sum(axis=0), out=indptr[1:])
     values = np.repeat(shares.ravel(), counts.ravel())[order]
@@ -188,12 +189,10 @@ def build_profiles(model: Model, interests_list: Sequence[Interests]) -> Profile
     stated = counts[:3].sum(axis=0)
     for row in learners.tolist():
         start = int(indptr[row] + stated[row])
-        papers = indices[order][start : start + int(rated[row])]
+        papers = indices[start : start + int(rated[row])]
         labels = np.repeat([1.0, -1.0], [counts[3, row], counts[4, row]])
         values[start : start + len(papers)] = feedback_model(parts, papers, labels)
-    combination = sp.csr_matrix(
-        (values, indices[order], indptr), shape=(n_subs, len(parts.vectors))
-    )
+    combination = sp.csr_matrix((values, indices, indptr), shape=(n_subs, len(parts.vectors)))
     return Profiles(
         combination,
         parts.matrix(),
