@@ -27,7 +27,7 @@ from django.utils import timezone
 from devtools import harness
 from devtools.harness import CeleryProcess, HarnessError, Misbehaviour, RedisServer, SmtpSink
 from devtools.population import create_papers, create_subscribers
-from newsletter import digests, subscriptions, tracking
+from newsletter import digests
 from newsletter.models import DeliveryEvent, Digest, DigestItem, Subscriber
 from papers.models import Paper
 
@@ -261,15 +261,11 @@ def case_stop_after_claim(run: Run) -> Outcome:
     claimed = digests.claim_due_subscribers(timezone.now(), run.subscribers)
     readers = list(Subscriber.objects.filter(id__in=claimed).order_by("id"))
     stopped: set[str] = set()
-    ways = [
-        subscriptions.unsubscribe,
-        lambda r: tracking.stop_mail(r.pk, Status.BOUNCED),
-        lambda r: tracking.stop_mail(r.pk, Status.COMPLAINED),
-    ]
+    ways = [Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED]
 
     def stop(batch: list[Subscriber]) -> None:
         for n, reader in enumerate(batch):
-            ways[n % len(ways)](reader)
+            Subscriber.objects.filter(pk=reader.pk).stop_mail(ways[n % len(ways)])
             stopped.add(reader.email)
 
     tenth = len(readers) // 10

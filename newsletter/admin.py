@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path
 from django.views.decorators.http import require_POST
 
-from newsletter import dashboard, subscriptions
+from newsletter import dashboard, subscriptions, tasks
 from newsletter.models import (
     Click,
     ConsentRecord,
@@ -158,7 +158,7 @@ class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
             queryset.filter(status=Subscriber.Status.PENDING).values_list("pk", flat=True)
         )
         for subscriber_id in pending:
-            subscriptions.queue_email(subscriber_id, "confirm")
+            tasks.queue_subscription_email(subscriber_id, "confirm")
         self.message_user(request, f"Queued {len(pending)} confirmation email(s).")
 
     @admin.action(description="Export the selected subscribers as CSV")

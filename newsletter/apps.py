@@ -6,4 +6,5 @@ class NewsletterConfig(AppConfig):
     verbose_name = "Newsletter"
 
     def ready(self) -> None:
-        from newsletter import tracking  # noqa: F401  (the anymail signal receiver and a check)
+        # The anymail signal's receiver (in tasks) and the webhook credentials check (tracking).
+        from newsletter import tasks, tracking  # noqa: F401

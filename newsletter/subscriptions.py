@@ -6,7 +6,6 @@ Views and tasks stay thin and call these functions, which tests call directly to
 from __future__ import annotations
 
 import hashlib
-import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,7 +15,6 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.urls import reverse
 from django.utils import timezone
-from kombu.exceptions import OperationalError
 
 from newsletter import emails
 from newsletter.forms import CONSENT_VERSION, LikedPaper
@@ -31,7 +29,6 @@ from newsletter.models import (
 from papers.models import Paper
 
 Status = Subscriber.Status
-logger = logging.getLogger(__name__)
 
 
 def rate_limited(ip: str | None, email: str) -> str | None:
@@ -117,9 +114,10 @@ def fetch_liked_papers(subscriber_ids: list[int]) -> list[str]:
     return missing
 
 
-def signup(data: dict[str, Any], ip: str | None, user_agent: str) -> None:
-    """Handle a signup form. The visitor sees the same page whatever happens here, so the
-    form never tells whether an address is subscribed.
+def signup(data: dict[str, Any], ip: str | None, user_agent: str) -> tuple[int, str]:
+    """Handle a signup form; the subscriber and the email to send them (for
+    ``tasks.queue_subscription_email``). The visitor sees the same page whatever happens here,
+    so the form never tells whether an address is subscribed.
 
     New or lapsed address: pending, with the submitted preferences, and a confirmation email.
     Pending: the latest preferences and the confirmation again. Active or paused: only a
@@ -138,24 +136,12 @@ def signup(data: dict[str, Any], ip: str | None, user_agent: str) -> None:
             apply_preferences(subscriber, data)
             record_consent(subscriber, ConsentRecord.Kind.SIGNUP, ip, user_agent)
             transactional_email = "confirm"
-    queue_email(subscriber.pk, transactional_email)
+    return subscriber.pk, transactional_email
 
 
 # Which subscription email applies to which state: by the time a worker sends one, the reader
 # may have confirmed already, or left.
 EMAIL_WHILE = {"confirm": [Status.PENDING], "manage-link": [Status.ACTIVE, Status.PAUSED]}
-
-
-def queue_email(subscriber_id: int, name: str) -> None:
-    """Hand a subscription email ("confirm" or "manage-link") to a worker, which retries while
-    the mail server or provider is down: the visitor's page never waits for it or fails with it.
-    """
-    from newsletter.tasks import send_subscription_email
-
-    try:
-        send_subscription_email.delay(subscriber_id, name)
-    except OperationalError:  # the broker is down, and /healthz says so; signing up again
-        logger.exception("Could not queue the %s email of subscriber %s", name, subscriber_id)
 
 
 def send_email(subscriber_id: int, name: str) -> str:
@@ -201,18 +187,8 @@ def confirm(subscriber: Subscriber, ip: str | None, user_agent: str) -> bool:
 
 
 def unsubscribe(subscriber: Subscriber) -> bool:
-    """Stop all mail at once; False if already unsubscribed. Queued digests are cancelled at
-    send time."""
-    return bool(
-        Subscriber.objects.filter(pk=subscriber.pk)
-        .exclude(status=Status.UNSUBSCRIBED)
-        .update(
-            status=Status.UNSUBSCRIBED,
-            unsubscribed_at=timezone.now(),
-            next_digest_at=None,
-            claimed_at=None,
-        )
-    )
+    """Stop all mail at once, queued digests included; False if mail had stopped already."""
+    return bool(Subscriber.objects.filter(pk=subscriber.pk).stop_mail(Status.UNSUBSCRIBED))
 
 
 def resubscribe(subscriber: Subscriber, ip: str | None, user_agent: str) -> bool:
@@ -348,6 +324,7 @@ def erase(subscriber: Subscriber) -> None:
     """Delete the subscriber and everything personal. Digests and delivery events stay as
     anonymous counts (no subscriber, no address); consent records, interest profiles (with
     their liked papers and followed authors), clicks and feedback go with the row."""
+    Subscriber.objects.filter(pk=subscriber.pk).stop_mail(Status.UNSUBSCRIBED)
     delivery_events(subscriber).update(recipient="", mta_response="", description="")
     subscriber.delete()
 

@@ -1,14 +1,24 @@
+"""Celery tasks, and the two places that queue them from outside a task: the provider
+webhooks' signal and the subscription emails. Each is a few lines around a function of
+``digests``, ``subscriptions`` or ``tracking``, which never import this module."""
+
+import logging
 import random
 from datetime import timedelta
 from typing import Any
 
+from anymail import signals as anymail
 from celery import shared_task
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
+from django.dispatch import receiver
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from newsletter import digests, subscriptions, tracking
-from newsletter.models import DeliveryEvent
+from newsletter.models import DeliveryEvent, Digest
+
+logger = logging.getLogger(__name__)
 
 
 def backoff(retries: int) -> float:
@@ -25,9 +35,10 @@ def dispatch_digests() -> int:
     while ids := digests.claim_due_subscribers(now, settings.DIGEST_CHUNK_SIZE):
         compose_digest_chunk.delay(ids)
         claimed += len(ids)
-    digests.interrupted_sends(now)
-    if stale := digests.stale_queued(now, settings.DIGEST_CHUNK_SIZE):
-        send_queued_digests.delay(stale)
+    Digest.transitions.interrupted(now)
+    stale = Digest.transitions.stale(now).values_list("id", flat=True)
+    if lost := list(stale[: settings.DIGEST_CHUNK_SIZE]):
+        send_queued_digests.delay(lost)
     # Delivery events whose task was lost (broker down at the time) are applied now.
     for event_id in DeliveryEvent.objects.filter(
         processed_at__isnull=True, received__lt=now - timedelta(minutes=2)
@@ -42,11 +53,31 @@ def apply_delivery_event(event_id: int) -> str:
     return tracking.apply_event(event_id)
 
 
+@receiver(anymail.tracking, dispatch_uid="newsletter.store_event")
+def delivery_event_received(
+    sender: Any, event: anymail.AnymailTrackingEvent, esp_name: str, **kwargs: Any
+) -> None:
+    """A provider's webhook (through anymail): store the event once, apply it in a task."""
+    stored = tracking.store_event(event, esp_name)
+    if stored is not None:
+        transaction.on_commit(lambda: apply_delivery_event.delay(stored.id))
+
+
+def queue_subscription_email(subscriber_id: int, name: str) -> None:
+    """Hand a subscription email ("confirm" or "manage-link") to a worker, which retries while
+    the mail server or provider is down: the visitor's page never waits for it or fails with it.
+    """
+    try:
+        send_subscription_email.delay(subscriber_id, name)
+    except OperationalError:  # the broker is down, and /healthz says so; signing up again
+        logger.exception("Could not queue the %s email of subscriber %s", name, subscriber_id)
+
+
 @shared_task(autoretry_for=(DatabaseError,), retry_backoff=True, retry_jitter=True)
 def compose_digest_chunk(subscriber_ids: list[int]) -> int:
     """Queue "compose": rank and store a chunk's digests, then hand them to the "send" queue.
     Digests composed but never handed on (a worker lost in between) are found by
-    ``digests.stale_queued`` in a later dispatch round."""
+    ``DigestQuerySet.stale`` in a later dispatch round."""
     to_send = digests.compose_chunk(subscriber_ids)
     if to_send:
         send_queued_digests.delay(to_send)
@@ -66,7 +97,9 @@ def send_queued_digests(self: Any, digest_ids: list[int]) -> dict[str, int]:
     result = digests.send_queued(digest_ids)
     if result.retry:
         if self.request.retries >= self.max_retries:
-            digests.fail_queued(result.retry, f"gave up after {self.max_retries} retries")
+            Digest.transitions.filter(id__in=result.retry).give_up(
+                f"gave up after {self.max_retries} retries"
+            )
         else:
             raise self.retry(args=[result.retry], countdown=backoff(self.request.retries), exc=None)
     return {"sent": result.sent, "failed": result.failed, "cancelled": result.cancelled}

@@ -1,7 +1,7 @@
 """What happens after a digest leaves: provider events, clicks and feedback.
 
 - django-anymail normalises every provider's webhook; ``store_event`` keeps each event once
-  (providers retry) and hands the effect to ``newsletter.tasks.apply_delivery_event``.
+  (providers retry), and ``newsletter.tasks`` hands its effect to a worker.
 - ``apply_event`` stops mail to addresses that bounce (hard at once, soft after
   ``NEWSLETTER_SOFT_BOUNCE_LIMIT`` digests in a row), complain or unsubscribe at the provider.
   Opens and clicks reported by providers are kept for the dashboard only.
@@ -19,12 +19,11 @@ from functools import wraps
 from typing import Any
 
 from anymail.exceptions import AnymailError, AnymailWebhookValidationFailure
-from anymail.signals import AnymailTrackingEvent, EventType, tracking
+from anymail.signals import AnymailTrackingEvent, EventType
 from django.conf import settings
 from django.core import checks
 from django.db import transaction
 from django.db.models import Max
-from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.urls import URLPattern
 from django.utils import timezone
@@ -114,8 +113,8 @@ def text(value: str | None, limit: int | None = None) -> str:
     return storable(value or "")[:limit]
 
 
-@receiver(tracking, dispatch_uid="newsletter.store_event")
-def store_event(sender: Any, event: AnymailTrackingEvent, esp_name: str, **kwargs: Any) -> None:
+def store_event(event: AnymailTrackingEvent, esp_name: str) -> DeliveryEvent | None:
+    """Keep a provider's event once; the new row, or None if it was stored before."""
     if not (event.recipient or event.message_id):
         raise ValueError("the event names neither a recipient nor a message")  # answered 400
     stored, created = DeliveryEvent.objects.get_or_create(
@@ -134,25 +133,7 @@ def store_event(sender: Any, event: AnymailTrackingEvent, esp_name: str, **kwarg
             "digest": digest_of(event),
         },
     )
-    if created:
-        from newsletter.tasks import apply_delivery_event
-
-        transaction.on_commit(lambda: apply_delivery_event.delay(stored.id))
-
-
-def stop_mail(subscriber_id: int, status: str, **fields: Any) -> int:
-    """Mark the subscriber stopped and cancel what is queued; ``send_queued`` checks the status
-    again at hand-off, so a chunk already in a worker sends nothing to them either."""
-    stoppable = [Status.PENDING, Status.ACTIVE, Status.PAUSED]
-    if status == Status.COMPLAINED:
-        stoppable += [Status.UNSUBSCRIBED, Status.BOUNCED]
-    changed = Subscriber.objects.filter(pk=subscriber_id, status__in=stoppable).update(
-        status=status, next_digest_at=None, claimed_at=None, **fields
-    )
-    Digest.objects.filter(subscriber_id=subscriber_id, status=Digest.Status.QUEUED).update(
-        status=Digest.Status.CANCELLED
-    )
-    return changed
+    return stored if created else None
 
 
 def soft_bounces_in_a_row(subscriber_id: int) -> int:
@@ -185,19 +166,20 @@ def apply_event(event_id: int) -> str:
             return "ignored: unknown message"
         if event.recipient and event.recipient.lower() != subscriber.email.lower():
             return "ignored: recipient is not the digest's subscriber"
+        stop_mail = Subscriber.objects.filter(pk=subscriber.pk).stop_mail
         if event.event_type == EventType.COMPLAINED:
-            stop_mail(subscriber.pk, Status.COMPLAINED)
+            stop_mail(Status.COMPLAINED)
             return "complained"
         if event.event_type == EventType.UNSUBSCRIBED:
-            stop_mail(subscriber.pk, Status.UNSUBSCRIBED, unsubscribed_at=timezone.now())
+            stop_mail(Status.UNSUBSCRIBED)
             return "unsubscribed"
         if event.soft:
             if soft_bounces_in_a_row(subscriber.pk) >= settings.NEWSLETTER_SOFT_BOUNCE_LIMIT:
-                stop_mail(subscriber.pk, Status.BOUNCED)
+                stop_mail(Status.BOUNCED)
                 return "bounced after soft bounces in a row"
             return "soft bounce counted"
         if event.event_type in (EventType.BOUNCED, EventType.REJECTED):
-            stop_mail(subscriber.pk, Status.BOUNCED)
+            stop_mail(Status.BOUNCED)
             return "bounced"
         return "recorded"
 

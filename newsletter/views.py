@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from newsletter import emails, subscriptions
+from newsletter import emails, subscriptions, tasks
 from newsletter.forms import ManageForm, ResubscribeForm, SignupForm
 from newsletter.models import Subscriber
 from papers.views import latest_trending_page
@@ -57,7 +57,9 @@ def home(request: HttpRequest) -> HttpResponse:
                 form.add_error(None, TOO_MANY[limited])
                 status = 429
             else:
-                subscriptions.signup(form.cleaned_data, ip, user_agent)
+                tasks.queue_subscription_email(
+                    *subscriptions.signup(form.cleaned_data, ip, user_agent)
+                )
                 return check_your_inbox(request)
         else:
             status = 400
