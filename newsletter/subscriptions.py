@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.urls import reverse
 from django.utils import timezone
@@ -123,20 +123,27 @@ def signup(data: dict[str, Any], ip: str | None, user_agent: str) -> tuple[int, 
     Pending: the latest preferences and the confirmation again. Active or paused: only a
     "manage your subscription" email; an anonymous form never changes their preferences.
     """
-    with transaction.atomic():
-        subscriber = (
-            Subscriber.objects.select_for_update().filter(email__iexact=data["email"]).first()
-        )
-        if subscriber and subscriber.status in (Status.ACTIVE, Status.PAUSED):
-            transactional_email = "manage-link"
-        else:
-            subscriber = subscriber or Subscriber(email=data["email"])
-            subscriber.status = Status.PENDING
-            subscriber.next_digest_at = None
-            apply_preferences(subscriber, data)
-            record_consent(subscriber, ConsentRecord.Kind.SIGNUP, ip, user_agent)
-            transactional_email = "confirm"
+    try:
+        subscriber, transactional_email = record_signup(data, ip, user_agent)
+    except IntegrityError:
+        # The same new address was signed up by another request at the same moment: its row
+        # exists now, so this try finds and locks it.
+        subscriber, transactional_email = record_signup(data, ip, user_agent)
     return subscriber.pk, transactional_email
+
+
+@transaction.atomic
+def record_signup(data: dict[str, Any], ip: str | None, user_agent: str) -> tuple[Subscriber, str]:
+    """The rows of a signup (see ``signup``), and which email it calls for."""
+    subscriber = Subscriber.objects.select_for_update().filter(email__iexact=data["email"]).first()
+    if subscriber and subscriber.status in (Status.ACTIVE, Status.PAUSED):
+        return subscriber, "manage-link"
+    subscriber = subscriber or Subscriber(email=data["email"])
+    subscriber.status = Status.PENDING
+    subscriber.next_digest_at = None
+    apply_preferences(subscriber, data)
+    record_consent(subscriber, ConsentRecord.Kind.SIGNUP, ip, user_agent)
+    return subscriber, "confirm"
 
 
 # Which subscription email applies to which state: by the time a worker sends one, the reader
