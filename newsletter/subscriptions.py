@@ -142,13 +142,7 @@ def record_signup(data: dict[str, Any], ip: str | None, user_agent: str) -> tupl
     subscriber.status = Status.PENDING
     subscriber.next_digest_at = None
     apply_preferences(subscriber, data)
-    ConsentRecord.objects.create(
-        subscriber=subscriber,
-        kind=ConsentRecord.Kind.SIGNUP,
-        ip=ip,
-        user_agent=user_agent[:500],
-        consent_version=CONSENT_VERSION,
-    )
+    record_consent(subscriber, ConsentRecord.Kind.SIGNUP, ip, user_agent)
     return subscriber, "confirm"
 
 
@@ -165,6 +159,17 @@ def send_email(subscriber_id: int, name: str) -> str:
     context = {"confirm_url": confirm_url(subscriber)} if name == "confirm" else {}
     emails.build_email(name, subscriber, context, transactional=True).send()
     return "sent"
+
+
+def record_consent(subscriber: Subscriber, kind: str, ip: str | None, user_agent: str) -> None:
+    """Keep proof of consent: what was agreed to (the text's version), when, from where."""
+    ConsentRecord.objects.create(
+        subscriber=subscriber,
+        kind=kind,
+        ip=ip,
+        user_agent=user_agent[:500],
+        consent_version=CONSENT_VERSION,
+    )
 
 
 def confirm_url(subscriber: Subscriber) -> str:
@@ -184,13 +189,7 @@ def confirm(subscriber: Subscriber, ip: str | None, user_agent: str) -> bool:
         subscriber.schedule_first_digest()
         subscriber.save(update_fields=["next_digest_at"])
         fetch_liked_papers([subscriber.pk])
-        ConsentRecord.objects.create(
-            subscriber=subscriber,
-            kind=ConsentRecord.Kind.CONFIRM,
-            ip=ip,
-            user_agent=user_agent[:500],
-            consent_version=CONSENT_VERSION,
-        )
+        record_consent(subscriber, ConsentRecord.Kind.CONFIRM, ip, user_agent)
     return True
 
 
@@ -211,13 +210,7 @@ def resubscribe(subscriber: Subscriber, ip: str | None, user_agent: str) -> bool
         subscriber.refresh_from_db()
         subscriber.schedule_first_digest()
         subscriber.save(update_fields=["next_digest_at"])
-        ConsentRecord.objects.create(
-            subscriber=subscriber,
-            kind=ConsentRecord.Kind.RESUBSCRIBE,
-            ip=ip,
-            user_agent=user_agent[:500],
-            consent_version=CONSENT_VERSION,
-        )
+        record_consent(subscriber, ConsentRecord.Kind.RESUBSCRIBE, ip, user_agent)
     return True
 
 
