@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.urls import reverse
 from django.utils import timezone
@@ -123,26 +123,27 @@ def signup(data: dict[str, Any], ip: str | None, user_agent: str) -> tuple[int, 
     Pending: the latest preferences and the confirmation again. Active or paused: only a
     "manage your subscription" email; an anonymous form never changes their preferences.
     """
-    with transaction.atomic():
-        subscriber = (
-            Subscriber.objects.select_for_update().filter(email__iexact=data["email"]).first()
-        )
-        if subscriber and subscriber.status in (Status.ACTIVE, Status.PAUSED):
-            transactional_email = "manage-link"
-        else:
-            subscriber = subscriber or Subscriber(email=data["email"])
-            subscriber.status = Status.PENDING
-            subscriber.next_digest_at = None
-            apply_preferences(subscriber, data)
-            ConsentRecord.objects.create(
-                subscriber=subscriber,
-                kind=ConsentRecord.Kind.SIGNUP,
-                ip=ip,
-                user_agent=user_agent[:500],
-                consent_version=CONSENT_VERSION,
-            )
-            transactional_email = "confirm"
+    try:
+        subscriber, transactional_email = record_signup(data, ip, user_agent)
+    except IntegrityError:
+        # The same new address was signed up by another request at the same moment: its row
+        # exists now, so this try finds and locks it.
+        subscriber, transactional_email = record_signup(data, ip, user_agent)
     return subscriber.pk, transactional_email
+
+
+@transaction.atomic
+def record_signup(data: dict[str, Any], ip: str | None, user_agent: str) -> tuple[Subscriber, str]:
+    """The rows of a signup (see ``signup``), and which email it calls for."""
+    subscriber = Subscriber.objects.select_for_update().filter(email__iexact=data["email"]).first()
+    if subscriber and subscriber.status in (Status.ACTIVE, Status.PAUSED):
+        return subscriber, "manage-link"
+    subscriber = subscriber or Subscriber(email=data["email"])
+    subscriber.status = Status.PENDING
+    subscriber.next_digest_at = None
+    apply_preferences(subscriber, data)
+    record_consent(subscriber, ConsentRecord.Kind.SIGNUP, ip, user_agent)
+    return subscriber, "confirm"
 
 
 # Which subscription email applies to which state: by the time a worker sends one, the reader
@@ -158,6 +159,17 @@ def send_email(subscriber_id: int, name: str) -> str:
     context = {"confirm_url": confirm_url(subscriber)} if name == "confirm" else {}
     emails.build_email(name, subscriber, context, transactional=True).send()
     return "sent"
+
+
+def record_consent(subscriber: Subscriber, kind: str, ip: str | None, user_agent: str) -> None:
+    """Keep proof of consent: what was agreed to (the text's version), when, from where."""
+    ConsentRecord.objects.create(
+        subscriber=subscriber,
+        kind=kind,
+        ip=ip,
+        user_agent=user_agent[:500],
+        consent_version=CONSENT_VERSION,
+    )
 
 
 def confirm_url(subscriber: Subscriber) -> str:
@@ -177,13 +189,7 @@ def confirm(subscriber: Subscriber, ip: str | None, user_agent: str) -> bool:
         subscriber.schedule_first_digest()
         subscriber.save(update_fields=["next_digest_at"])
         fetch_liked_papers([subscriber.pk])
-        ConsentRecord.objects.create(
-            subscriber=subscriber,
-            kind=ConsentRecord.Kind.CONFIRM,
-            ip=ip,
-            user_agent=user_agent[:500],
-            consent_version=CONSENT_VERSION,
-        )
+        record_consent(subscriber, ConsentRecord.Kind.CONFIRM, ip, user_agent)
     return True
 
 
@@ -204,13 +210,7 @@ def resubscribe(subscriber: Subscriber, ip: str | None, user_agent: str) -> bool
         subscriber.refresh_from_db()
         subscriber.schedule_first_digest()
         subscriber.save(update_fields=["next_digest_at"])
-        ConsentRecord.objects.create(
-            subscriber=subscriber,
-            kind=ConsentRecord.Kind.RESUBSCRIBE,
-            ip=ip,
-            user_agent=user_agent[:500],
-            consent_version=CONSENT_VERSION,
-        )
+        record_consent(subscriber, ConsentRecord.Kind.RESUBSCRIBE, ip, user_agent)
     return True
 
 

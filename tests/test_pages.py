@@ -1,7 +1,8 @@
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test import Client
 
@@ -97,6 +98,38 @@ def test_pages_carry_a_content_security_policy_and_refuse_framing(client) -> Non
     nonce = re.search(r"'nonce-([^']+)'", policy)
     assert nonce and f'<script nonce="{nonce.group(1)}">' in response.content.decode()
     assert response["X-Frame-Options"] == "DENY"
+
+
+def test_the_home_page_is_built_once_an_hour_and_a_new_import_shows_within_the_hour(
+    client: Client, django_assert_num_queries
+) -> None:  # type: ignore[no-untyped-def]
+    # Under load (BENCHMARKS.md, "The home page"), only the CSRF token and the script's nonce
+    # are made per visitor; the list and the form come from the cache.
+    with time_machine.travel(datetime(2026, 11, 23, 9, 5, tzinfo=UTC), tick=False):
+        add("Morning paper", date(2026, 11, 23), upvotes=5)
+        assert "Morning paper" in client.get("/").content.decode()
+        add("Imported later", date(2026, 11, 23), upvotes=50)
+        with django_assert_num_queries(0):
+            page = client.get("/").content.decode()
+        assert "Morning paper" in page and "Imported later" not in page
+    with time_machine.travel(datetime(2026, 11, 23, 10, 0, tzinfo=UTC), tick=False):
+        assert "Imported later" in client.get("/").content.decode()
+
+
+def test_each_visitor_of_the_cached_home_page_gets_a_working_csrf_token_and_nonce(
+    client: Client,
+) -> None:
+    pages = [Client(enforce_csrf_checks=True).get("/") for _ in range(2)]
+
+    tokens = [re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', p.text) for p in pages]
+    nonces = [re.findall(r'<script nonce="([^"]+)">', p.text) for p in pages]
+    assert len({t[0] for t in tokens}) == len({n[0] for n in nonces}) == 2  # one per visitor
+    for page, [nonce] in zip(pages, nonces, strict=True):
+        assert f"'nonce-{nonce}'" in page["Content-Security-Policy"]
+    visitor = Client(enforce_csrf_checks=True)
+    token = re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', visitor.get("/").text)[0]
+    posted = visitor.post("/", {"csrfmiddlewaretoken": token, "email": "not an address"})
+    assert posted.status_code == 400  # past the CSRF check (403), to the form's own answer
 
 
 def test_the_site_uses_no_emoji_a_browser_may_lack_a_font_for(client: Client) -> None:

@@ -1,14 +1,18 @@
 import re
+import threading
 
 import pytest
 from django.core import mail
+from django.db import connection
 from django.test import Client
 
+from newsletter import subscriptions
+from newsletter.forms import SignupForm
 from newsletter.models import ConsentRecord, ProfilePaper, Subscriber
 from papers.models import Topic
 from tests.factories import active_subscriber
 
-# The confirmation goes through a task: here it runs at once (a worker: test_signup_outage.py).
+# The confirmation goes through a task, run here at once (a worker: test_confirmation_delivery).
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_tasks")]
 
 
@@ -205,3 +209,34 @@ def test_idn_domains_and_ordinary_quoted_local_parts_sign_up_and_get_their_mail(
     assert Subscriber.objects.get().email == address
     [received] = sink.messages
     assert f"To: {envelope}".encode() in received
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_signups_of_one_new_address_at_the_same_moment_make_one_pending_row(
+    postgres, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    # Found by the signup load test (BENCHMARKS.md): neither request finds a row to lock, both
+    # insert, and the second answered a 500. Here the other request commits in between.
+    form_data = SignupForm(form(email="ada@example.org"))
+    assert form_data.is_valid(), form_data.errors
+    apply_preferences = subscriptions.apply_preferences
+    raced: list[bool] = []
+
+    def other_request() -> None:
+        subscriptions.signup(form_data.cleaned_data, "203.0.113.8", "Chrome")
+        connection.close()
+
+    def the_other_request_commits_first(subscriber, cleaned):  # type: ignore[no-untyped-def]
+        if not raced:
+            raced.append(True)
+            other = threading.Thread(target=other_request)
+            other.start()
+            other.join()
+        apply_preferences(subscriber, cleaned)
+
+    monkeypatch.setattr(subscriptions, "apply_preferences", the_other_request_commits_first)
+    subscriptions.signup(form_data.cleaned_data, "203.0.113.7", "Firefox")
+
+    subscriber = Subscriber.objects.get()
+    assert subscriber.status == "pending"
+    assert ConsentRecord.objects.filter(subscriber=subscriber, kind="signup").count() == 2
