@@ -3,7 +3,8 @@
 - django-anymail normalises every provider's webhook; ``store_event`` keeps each event once
   (providers retry), and ``newsletter.tasks`` hands its effect to a worker.
 - ``apply_event`` stops mail to addresses that bounce (hard at once, soft after
-  ``NEWSLETTER_SOFT_BOUNCE_LIMIT`` digests in a row), complain or unsubscribe at the provider.
+  ``NEWSLETTER_SOFT_BOUNCE_LIMIT`` digests in a row), complain or unsubscribe at the provider;
+  a hard bounce or complaint naming a reader's address stops them whatever the message.
   Opens and clicks reported by providers are kept for the dashboard only.
 - Paper links in a digest go through ``/digest/<token>/<paper>/<kind>/``
   (``emails.digest_context``); a ``Click`` is a positive signal for the next ranking, as "more
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import datetime
 from functools import wraps
 from typing import Any
 
@@ -179,12 +181,20 @@ def address_stop(event: DeliveryEvent) -> str | None:
     return ADDRESS_STOPS.get((event.event_type, reason))
 
 
+def last_consented(subscriber: Subscriber) -> datetime:
+    """When the reader last asked for our mail: signed up, confirmed or resubscribed. What a
+    provider says of the address before then belongs to an earlier subscription."""
+    latest = subscriber.consents.aggregate(at=Max("at"))["at"]
+    known = [at for at in (subscriber.confirmed_at, latest) if at]
+    return max(known) if known else subscriber.created
+
+
 def apply_event(event_id: int) -> str:
     """Act on a stored event once; return what was done (for logs and tests).
 
     The event's reader is the one its message (a digest of ours) was sent to, or else the
     subscriber with the address it names: then only a hard bounce or a complaint acts. An event
-    dated before the reader last confirmed says nothing of them now."""
+    dated before the reader last signed up, confirmed or resubscribed says nothing of them now."""
     with transaction.atomic():
         event = (
             DeliveryEvent.objects.select_for_update(of=("self",))
@@ -202,9 +212,8 @@ def apply_event(event_id: int) -> str:
         subscriber = ours or Subscriber.objects.filter(email__iexact=event.recipient or "-").first()
         if subscriber is None:
             return "ignored: unknown message and address"
-        since = subscriber.confirmed_at or subscriber.created
-        if (event.at or event.received) < since:
-            return "ignored: dated before the subscriber confirmed"
+        if (event.at or event.received) < last_consented(subscriber):
+            return "ignored: dated before the subscriber last signed up or confirmed"
         stop_mail = Subscriber.objects.filter(pk=subscriber.pk).stop_mail
         if ours is None:
             status = address_stop(event)

@@ -1,5 +1,6 @@
 """Provider events posted to the real anymail endpoints, with realistic payloads of Postmark,
-Mailgun and Amazon SES (through SNS), and their effect on the subscriber and queued mail."""
+Mailgun and Amazon SES (through SNS) and each provider's own documented samples, and their
+effect on the subscriber and queued mail."""
 
 import base64
 import copy
@@ -13,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from config.celery import app as celery_app
+from newsletter import subscriptions
 from newsletter.models import DeliveryEvent, Digest, Subscriber
 from papers.models import Paper
 from tests.factories import active_subscriber
@@ -405,6 +408,25 @@ def test_the_same_event_twice_is_stored_once(post, digests, provider) -> None:  
     assert DeliveryEvent.objects.count() == 1
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("kind", ["hard bounce", "complaint"])
+def test_an_event_about_a_digest_sent_before_the_reader_resubscribed_changes_nothing(
+    post, digests, provider, kind
+) -> None:  # type: ignore[no-untyped-def]
+    # The digest went out, the reader unsubscribed and came back the next day; the provider's
+    # report on that earlier digest (dated NOW) arrives only now.
+    reader = Subscriber.objects.get()
+    with time_machine.travel(datetime(2026, 11, 24, tzinfo=UTC)):
+        subscriptions.unsubscribe(reader)
+        assert subscriptions.resubscribe(reader, "192.0.2.1", "Mozilla/5.0")
+    esp, body, headers = PROVIDERS[provider](kind)
+
+    assert post(esp, body, **headers).status_code == 200
+    assert DeliveryEvent.objects.get().digest == digests[0]
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.ACTIVE and reader.next_digest_at is not None
+
+
 @pytest.mark.parametrize("provider", ["postmark", "mailgun"])  # SES reports no unsubscribes
 def test_an_unsubscribe_from_a_message_not_ours_is_stored_and_ignored(
     post, digests, provider
@@ -437,7 +459,11 @@ def test_a_bounce_of_an_address_no_reader_has_is_stored_and_ignored(
 SAMPLES = json.loads((ROOT / "tests/fixtures/provider_sample_events.json").read_text())["providers"]
 # Confirmed before every sample is dated (the oldest, Mailgun's complaint, is of August 2013).
 LONG_AGO = datetime(2010, 1, 1, tzinfo=UTC)
-STOPS = {"hard bounce": "bounced", "complaint": "complained"}
+STOPS = {
+    "hard bounce": "bounced",
+    "complaint": "complained",
+    "refused as invalid": "bounced",  # SendGrid dropped it: the address is invalid
+}
 NEVER_STOP = {
     "soft bounce",  # Brevo's soft_bounce, Mailgun's temporary failure
     "greylisted",  # Mailjet
@@ -532,3 +558,33 @@ def test_deliveries_opens_clicks_and_temporary_failures_stop_no_one(post, provid
     assert DeliveryEvent.objects.exists()
     reader.refresh_from_db()
     assert reader.status == Subscriber.Status.ACTIVE and reader.next_digest_at is not None
+
+
+@pytest.mark.parametrize(("provider", "kind"), [c for c in DATED if c[1] == "complaint"])
+def test_a_complaint_dated_before_the_reader_resubscribed_changes_nothing(
+    post, provider, kind
+) -> None:  # type: ignore[no-untyped-def]
+    # Confirmed long ago, unsubscribed, then resubscribed from their manage page today: a
+    # complaint about mail of the earlier subscription, arriving late, is not about this one.
+    reader = reader_named_by(provider, kind)
+    subscriptions.unsubscribe(reader)
+    assert subscriptions.resubscribe(reader, "192.0.2.1", "Mozilla/5.0")
+
+    assert post(*sample(provider, kind)[:2], **sample(provider, kind)[2]).status_code == 200
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.ACTIVE and reader.next_digest_at is not None
+
+
+@pytest.mark.parametrize(("provider", "kind"), [c for c in DATED if c[1] == "hard bounce"])
+def test_a_bounce_dated_before_the_reader_signed_up_again_changes_nothing(
+    post, provider, kind
+) -> None:  # type: ignore[no-untyped-def]
+    # Their address bounced once; they signed up again today and have yet to confirm. A late
+    # copy of that old bounce must not stop the confirmation on its way.
+    reader = reader_named_by(provider, kind)
+    Subscriber.objects.filter(pk=reader.pk).stop_mail(Subscriber.Status.BOUNCED)
+    subscriptions.signup({"email": reader.email}, "192.0.2.1", "Mozilla/5.0")
+
+    assert post(*sample(provider, kind)[:2], **sample(provider, kind)[2]).status_code == 200
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.PENDING
