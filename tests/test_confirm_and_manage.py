@@ -217,6 +217,23 @@ def test_saving_the_manage_page_unchanged_changes_nothing(client: Client) -> Non
     assert [t.slug for t in profile.topics.all()] == ["diffusion-models"]
 
 
+def test_excluded_keywords_typed_with_quotes_survive_a_save_a_reload_and_a_save(
+    client: Client,
+) -> None:
+    # Issue 22: this, saved, reloaded and saved again, became three keywords.
+    typed = '"robotics, manipulation", medical'
+    reader = active_subscriber("ada@example.org", ["diffusion models"])
+    url = emails.manage_url(reader)
+    data = submitted(client.get(url).content) | {"action": ["save"], "excluded_keywords": [typed]}
+    assert b"Saved" in client.post(url, data, follow=True).content
+
+    shown = submitted(client.get(url).content)
+    assert shown["excluded_keywords"] == [typed]
+    client.post(url, shown | {"action": ["save"]})
+
+    assert reader.profiles.get().excluded_keywords == ["robotics, manipulation", "medical"]
+
+
 @given(st.lists(st.sampled_from(["a", "b", " ", ",", ";", '"', "\n", "\t", "é", "LLM"])))
 def test_keywords_as_typed_survive_being_shown_and_saved_again(pieces: list[str]) -> None:
     terms = split_terms("".join(pieces))
