@@ -12,6 +12,11 @@ from papers.ranking import Pick, Reason, Section
 
 
 class SubscriberQuerySet(models.QuerySet["Subscriber"]):
+    def with_address(self, address: str) -> "SubscriberQuerySet":
+        """The subscriber with ``address``, whatever its case, found through the unique index
+        on ``lower(email)`` (``email__iexact`` compares ``upper()`` and reads the whole table)."""
+        return self.alias(address=Lower("email")).filter(address=Lower(models.Value(address)))
+
     def stop_mail(self, status: str) -> int:
         """Stop all mail to these subscribers at once, the one way mail stops: the unsubscribe
         link and page, a provider's bounce, complaint or unsubscribe, and erasure all come

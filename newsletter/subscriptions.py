@@ -135,7 +135,7 @@ def signup(data: dict[str, Any], ip: str | None, user_agent: str) -> tuple[int, 
 @transaction.atomic
 def record_signup(data: dict[str, Any], ip: str | None, user_agent: str) -> tuple[Subscriber, str]:
     """The rows of a signup (see ``signup``), and which email it calls for."""
-    subscriber = Subscriber.objects.select_for_update().filter(email__iexact=data["email"]).first()
+    subscriber = Subscriber.objects.select_for_update().with_address(data["email"]).first()
     if subscriber and subscriber.status in (Status.ACTIVE, Status.PAUSED):
         return subscriber, "manage-link"
     subscriber = subscriber or Subscriber(email=data["email"])

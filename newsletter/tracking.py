@@ -209,7 +209,7 @@ def apply_event(event_id: int) -> str:
         ours = event.digest.subscriber if event.digest else None
         if ours and event.recipient and event.recipient.lower() != ours.email.lower():
             return "ignored: recipient is not the digest's subscriber"
-        subscriber = ours or Subscriber.objects.filter(email__iexact=event.recipient or "-").first()
+        subscriber = ours or Subscriber.objects.with_address(event.recipient or "-").first()
         if subscriber is None:
             return "ignored: unknown message and address"
         if (event.at or event.received) < last_consented(subscriber):

@@ -4,6 +4,7 @@ missing (PAPERBOY_REQUIRE_SERVICES=1, set by .ci/run) and skip, saying why, ever
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,28 @@ def eager_tasks() -> Iterator[None]:
 def postgres() -> None:
     if connection.vendor != "postgresql":
         missing_service("needs PostgreSQL: set DATABASE_URL=postgres://...")
+
+
+@contextmanager
+def address_lookup_plans() -> Iterator[list[str]]:
+    """PostgreSQL's plans of the queries run in the block that find subscribers by address, as
+    if the table were large (sequential scans off: a plan that still reads every row cannot
+    use an index). The list is filled when the block ends."""
+    from django.test.utils import CaptureQueriesContext
+
+    plans: list[str] = []
+    with CaptureQueriesContext(connection) as captured:
+        yield plans
+    by_address = [
+        query["sql"]
+        for query in captured.captured_queries
+        if query["sql"].startswith("SELECT") and '("newsletter_subscriber"."email"' in query["sql"]
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        for sql in by_address:
+            cursor.execute(f"EXPLAIN {sql}")
+            plans.append("\n".join(row[0] for row in cursor.fetchall()))
 
 
 @pytest.fixture

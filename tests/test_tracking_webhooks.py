@@ -21,6 +21,7 @@ from config.celery import app as celery_app
 from newsletter import subscriptions
 from newsletter.models import DeliveryEvent, Digest, Subscriber
 from papers.models import Paper
+from tests.conftest import address_lookup_plans
 from tests.factories import active_subscriber
 
 pytestmark = pytest.mark.django_db
@@ -588,3 +589,14 @@ def test_a_bounce_dated_before_the_reader_signed_up_again_changes_nothing(
     assert post(*sample(provider, kind)[:2], **sample(provider, kind)[2]).status_code == 200
     reader.refresh_from_db()
     assert reader.status == Subscriber.Status.PENDING
+
+
+@pytest.mark.usefixtures("postgres")
+def test_an_event_finds_the_address_it_names_through_the_unique_index(post) -> None:  # type: ignore[no-untyped-def]
+    reader = reader_named_by("postmark", "hard bounce")
+    Subscriber.objects.filter(pk=reader.pk).update(email=reader.email.upper())
+    with address_lookup_plans() as plans:
+        post(*sample("postmark", "hard bounce")[:2])
+
+    assert plans and all("subscriber_unique_email" in plan for plan in plans), plans
+    assert Subscriber.objects.get().status == Subscriber.Status.BOUNCED
