@@ -491,9 +491,11 @@ class Feedback(models.Model):
 
 
 # The two writes every sent digest makes, as plain statements: through the ORM they cost a worker
-# 1.1 ms of CPU per digest against 0.4 ms as SQL (BENCHMARKS.md), a sixth of its work.
+# 1.2 ms of CPU per digest against 0.5 ms as SQL (BENCHMARKS.md, `devtools/transitions_cost.py`),
+# a tenth of all a digest costs it.
 HAND_OFF = (
-    f"UPDATE {Digest._meta.db_table} SET status = %s WHERE id = %s AND status = %s"
+    f"UPDATE {Digest._meta.db_table} SET status = %s, handed_off_at = %s"
+    " WHERE id = %s AND status = %s"
     f" AND subscriber_id IN (SELECT id FROM {Subscriber._meta.db_table} WHERE status = %s)"
 )
 MARK_SENT = (
