@@ -3,7 +3,8 @@
 - django-anymail normalises every provider's webhook; ``store_event`` keeps each event once
   (providers retry), and ``newsletter.tasks`` hands its effect to a worker.
 - ``apply_event`` stops mail to addresses that bounce (hard at once, soft after
-  ``NEWSLETTER_SOFT_BOUNCE_LIMIT`` digests in a row), complain or unsubscribe at the provider.
+  ``NEWSLETTER_SOFT_BOUNCE_LIMIT`` digests in a row), complain or unsubscribe at the provider;
+  a hard bounce or complaint naming a reader's address stops them whatever the message.
   Opens and clicks reported by providers are kept for the dashboard only.
 - Paper links in a digest go through ``/digest/<token>/<paper>/<kind>/``
   (``emails.digest_context``); a ``Click`` is a positive signal for the next ranking, as "more
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import datetime
 from functools import wraps
 from typing import Any
 
@@ -74,17 +76,27 @@ def webhook_urls() -> list[URLPattern]:
     ]
 
 
+# SparkPost's bounce classes that say the address is dead: invalid recipient, no RCPT.
+SPARKPOST_HARD = {"10", "30"}
+
+
 def is_soft(event: AnymailTrackingEvent) -> bool:
     """A temporary failure: anymail's "deferred", or a bounce the provider marks as soft
-    (Postmark ``SoftBounce``, SES ``Transient``, Mailgun ``temporary``)."""
+    (Postmark ``SoftBounce``, SES ``Transient``, Mailgun ``temporary``, Brevo ``soft_bounce``,
+    Mailjet ``hard_bounce: false``, SendGrid ``blocked``, SparkPost's classes but 10 and 30)."""
     if event.event_type == EventType.DEFERRED:
         return True
     if event.event_type != EventType.BOUNCED:
         return False
     raw = event.esp_event if isinstance(event.esp_event, dict) else {}
+    sparkpost = (raw.get("msys") or {}).get("message_event") or {}
     return (
         raw.get("Type") == "SoftBounce"
         or raw.get("severity") == "temporary"
+        or raw.get("event") == "soft_bounce"
+        or raw.get("hard_bounce") is False
+        or raw.get("type") == "blocked"
+        or (bool(sparkpost) and str(sparkpost.get("bounce_class")) not in SPARKPOST_HARD)
         or (event.description or "").startswith(("Transient", "Undetermined"))
     )
 
@@ -148,8 +160,41 @@ def soft_bounces_in_a_row(subscriber_id: int) -> int:
     return soft.values("digest").distinct().count()
 
 
+# What a provider's event says of the address itself, whichever message it names: it is dead
+# (a hard bounce, or a refusal for an address the provider knows bounces or is invalid) or its
+# owner calls our mail spam. An unsubscribe counts only for a message of ours: an account's
+# other streams and lists have unsubscribes of their own.
+ADDRESS_STOPS = {
+    (EventType.BOUNCED, ""): Status.BOUNCED,
+    (EventType.COMPLAINED, ""): Status.COMPLAINED,
+    (EventType.REJECTED, "bounced"): Status.BOUNCED,
+    (EventType.REJECTED, "invalid"): Status.BOUNCED,
+    (EventType.REJECTED, "spam"): Status.COMPLAINED,
+}
+
+
+def address_stop(event: DeliveryEvent) -> str | None:
+    """The status a hard bounce, complaint or address refusal puts its address in, or None."""
+    if event.soft:
+        return None
+    reason = event.reject_reason if event.event_type == EventType.REJECTED else ""
+    return ADDRESS_STOPS.get((event.event_type, reason))
+
+
+def last_consented(subscriber: Subscriber) -> datetime:
+    """When the reader last asked for our mail: signed up, confirmed or resubscribed. What a
+    provider says of the address before then belongs to an earlier subscription."""
+    latest = subscriber.consents.aggregate(at=Max("at"))["at"]
+    known = [at for at in (subscriber.confirmed_at, latest) if at]
+    return max(known) if known else subscriber.created
+
+
 def apply_event(event_id: int) -> str:
-    """Act on a stored event once; return what was done (for logs and tests)."""
+    """Act on a stored event once; return what was done (for logs and tests).
+
+    The event's reader is the one its message (a digest of ours) was sent to, or else the
+    subscriber with the address it names: then only a hard bounce or a complaint acts. An event
+    dated before the reader last signed up, confirmed or resubscribed says nothing of them now."""
     with transaction.atomic():
         event = (
             DeliveryEvent.objects.select_for_update(of=("self",))
@@ -161,15 +206,21 @@ def apply_event(event_id: int) -> str:
             return "already applied"
         event.processed_at = timezone.now()
         event.save(update_fields=["processed_at"])
-        subscriber = event.digest.subscriber if event.digest else None
-        if subscriber is None:
-            return "ignored: unknown message"
-        if event.recipient and event.recipient.lower() != subscriber.email.lower():
+        ours = event.digest.subscriber if event.digest else None
+        if ours and event.recipient and event.recipient.lower() != ours.email.lower():
             return "ignored: recipient is not the digest's subscriber"
+        subscriber = ours or Subscriber.objects.filter(email__iexact=event.recipient or "-").first()
+        if subscriber is None:
+            return "ignored: unknown message and address"
+        if (event.at or event.received) < last_consented(subscriber):
+            return "ignored: dated before the subscriber last signed up or confirmed"
         stop_mail = Subscriber.objects.filter(pk=subscriber.pk).stop_mail
-        if event.event_type == EventType.COMPLAINED:
-            stop_mail(Status.COMPLAINED)
-            return "complained"
+        if ours is None:
+            status = address_stop(event)
+            if status is None:
+                return "recorded"
+            stop_mail(status)
+            return f"{status} (by address)"
         if event.event_type == EventType.UNSUBSCRIBED:
             stop_mail(Status.UNSUBSCRIBED)
             return "unsubscribed"
@@ -178,9 +229,9 @@ def apply_event(event_id: int) -> str:
                 stop_mail(Status.BOUNCED)
                 return "bounced after soft bounces in a row"
             return "soft bounce counted"
-        if event.event_type in (EventType.BOUNCED, EventType.REJECTED):
-            stop_mail(Status.BOUNCED)
-            return "bounced"
+        if status := address_stop(event):
+            stop_mail(status)
+            return status
         return "recorded"
 
 

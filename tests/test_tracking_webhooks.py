@@ -1,29 +1,37 @@
 """Provider events posted to the real anymail endpoints, with realistic payloads of Postmark,
-Mailgun and Amazon SES (through SNS), and their effect on the subscriber and queued mail."""
+Mailgun and Amazon SES (through SNS) and each provider's own documented samples, and their
+effect on the subscriber and queued mail."""
 
 import base64
+import copy
 import hashlib
 import hmac
 import json
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from config.celery import app as celery_app
+from newsletter import subscriptions
 from newsletter.models import DeliveryEvent, Digest, Subscriber
 from papers.models import Paper
 from tests.factories import active_subscriber
 
 pytestmark = pytest.mark.django_db
 
+ROOT = Path(__file__).resolve().parent.parent
 CREDENTIALS = "hook:s3cret"
 MAILGUN_KEY = "mailgun-signing-key"
 READER = "ada@example.org"
 MESSAGE_ID = "0100019a-digest-message-id"
 NOW = "2026-11-23T10:00:00Z"
+CONFIRMED = datetime(2026, 11, 1, tzinfo=UTC)
 
 Post = Callable[..., Any]
 
@@ -44,7 +52,8 @@ def webhook_settings(settings):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def digests():  # type: ignore[no-untyped-def]
     """A digest sent to the reader, and the next one already queued."""
-    reader = active_subscriber(READER, ["graph neural networks"])
+    # Confirmed before the events below are dated (NOW), or they would not count.
+    reader = active_subscriber(READER, ["graph neural networks"], confirmed_at=CONFIRMED)
     paper = Paper.objects.create(title="GNNs", title_key="gnns", source="hf-json")
     sent = Digest.objects.create(
         subscriber=reader,
@@ -400,13 +409,182 @@ def test_the_same_event_twice_is_stored_once(post, digests, provider) -> None:  
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_an_event_for_an_unknown_message_is_stored_and_ignored(post, digests, provider) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("kind", ["hard bounce", "complaint"])
+def test_an_event_about_a_digest_sent_before_the_reader_resubscribed_changes_nothing(
+    post, digests, provider, kind
+) -> None:  # type: ignore[no-untyped-def]
+    # The digest went out, the reader unsubscribed and came back the next day; the provider's
+    # report on that earlier digest (dated NOW) arrives only now.
+    reader = Subscriber.objects.get()
+    with time_machine.travel(datetime(2026, 11, 24, tzinfo=UTC)):
+        subscriptions.unsubscribe(reader)
+        assert subscriptions.resubscribe(reader, "192.0.2.1", "Mozilla/5.0")
+    esp, body, headers = PROVIDERS[provider](kind)
+
+    assert post(esp, body, **headers).status_code == 200
+    assert DeliveryEvent.objects.get().digest == digests[0]
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.ACTIVE and reader.next_digest_at is not None
+
+
+@pytest.mark.parametrize("provider", ["postmark", "mailgun"])  # SES reports no unsubscribes
+def test_an_unsubscribe_from_a_message_not_ours_is_stored_and_ignored(
+    post, digests, provider
+) -> None:  # type: ignore[no-untyped-def]
+    # The provider account's other streams and lists have unsubscribes of their own.
+    esp, body, headers = PROVIDERS[provider]("unsubscribe", message_id="not-ours")
+    raw = json.loads(body)
+    raw.get("event-data", raw).pop("user-variables", None)
+    raw.pop("Metadata", None)
+    assert post(esp, json.dumps(raw), **headers).status_code == 200
+    event = DeliveryEvent.objects.get()
+    assert event.digest is None and event.processed_at is not None
+    assert Subscriber.objects.get().status == "active"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_bounce_of_an_address_no_reader_has_is_stored_and_ignored(
+    post, digests, provider
+) -> None:  # type: ignore[no-untyped-def]
     esp, body, headers = PROVIDERS[provider]("hard bounce", message_id="not-ours")
-    if provider == "postmark":
-        raw = json.loads(body)
-        raw["Metadata"] = {}
-        body = json.dumps(raw)
+    body = body.replace(READER, "someone.else@example.org")
     assert post(esp, body, **headers).status_code == 200
     event = DeliveryEvent.objects.get()
     assert event.digest is None and event.processed_at is not None
     assert Subscriber.objects.get().status == "active"
+
+
+# --- Each provider's own sample events, matched by address (issue 22) ---------------------------
+
+SAMPLES = json.loads((ROOT / "tests/fixtures/provider_sample_events.json").read_text())["providers"]
+# Confirmed before every sample is dated (the oldest, Mailgun's complaint, is of August 2013).
+LONG_AGO = datetime(2010, 1, 1, tzinfo=UTC)
+STOPS = {
+    "hard bounce": "bounced",
+    "complaint": "complained",
+    "refused as invalid": "bounced",  # SendGrid dropped it: the address is invalid
+}
+NEVER_STOP = {
+    "soft bounce",  # Brevo's soft_bounce, Mailgun's temporary failure
+    "greylisted",  # Mailjet
+    "delayed",  # SparkPost
+    "rejected for its content",  # SES: the message was refused, not the address
+    "delivered",
+    "open",
+    "click",
+}
+assert {kind for p in SAMPLES.values() for kind in p["events"]} == set(STOPS) | NEVER_STOP
+
+
+def sample(provider: str, kind: str) -> tuple[str, str, dict[str, str]]:
+    """The provider's sample ``kind`` of event as its webhook posts it: (esp, body, headers)."""
+    payload = copy.deepcopy(SAMPLES[provider]["events"][kind]["payload"])
+    headers: dict[str, str] = {}
+    if provider == "mailgun":
+        data = payload["event-data"]
+        token, timestamp = "1234567890abcdef1234567890abcdef", str(int(data["timestamp"]))
+        signed = hmac.new(MAILGUN_KEY.encode(), f"{timestamp}{token}".encode(), hashlib.sha256)
+        payload["signature"] = {
+            "timestamp": timestamp,
+            "token": token,
+            "signature": signed.hexdigest(),
+        }
+    if provider == "amazon_ses":
+        payload["Message"] = json.dumps(payload["Message"]) + "\n"
+        headers = {
+            "HTTP_X_AMZ_SNS_MESSAGE_TYPE": payload["Type"],
+            "HTTP_X_AMZ_SNS_MESSAGE_ID": payload["MessageId"],
+        }
+    return provider, json.dumps(payload), headers
+
+
+def samples_of(kinds: set[str] | dict[str, str]) -> list[tuple[str, str]]:
+    return [(p, kind) for p in SAMPLES for kind in SAMPLES[p]["events"] if kind in kinds]
+
+
+def reader_named_by(provider: str, kind: str, confirmed_at: datetime = LONG_AGO) -> Subscriber:
+    address = SAMPLES[provider]["events"][kind]["recipient"]
+    # Created directly: Mailjet's sample names "invalid@invalid", which no form takes today.
+    return Subscriber.objects.create(
+        email=address,
+        status=Subscriber.Status.ACTIVE,
+        confirmed_at=confirmed_at,
+        next_digest_at=timezone.now(),
+    )
+
+
+@pytest.mark.parametrize(("provider", "kind"), samples_of(STOPS))
+def test_a_hard_bounce_or_complaint_naming_a_readers_address_stops_mail_whatever_the_message(
+    post, provider, kind
+) -> None:  # type: ignore[no-untyped-def]
+    # Mail sent before a restore, a staff test send, an earlier deployment: no digest of ours
+    # has the sample's message id, yet the address is the reader's.
+    reader = reader_named_by(provider, kind)
+    queued = Digest.objects.create(subscriber=reader, period="2026-11-23")
+
+    response = post(*sample(provider, kind)[:2], **sample(provider, kind)[2])
+
+    assert response.status_code == 200, response.content
+    assert DeliveryEvent.objects.get().digest is None  # matched by address alone
+    reader.refresh_from_db()
+    assert (reader.status, reader.next_digest_at) == (STOPS[kind], None)
+    queued.refresh_from_db()
+    assert queued.status == Digest.Status.CANCELLED
+
+
+# Brevo's complaint sample carries no ts_epoch: its date is when it arrives.
+DATED = [case for case in samples_of(STOPS) if case != ("brevo", "complaint")]
+
+
+@pytest.mark.parametrize(("provider", "kind"), DATED)
+def test_an_event_dated_before_the_reader_confirmed_changes_nothing(post, provider, kind) -> None:  # type: ignore[no-untyped-def]
+    # They bounced or complained years ago, then signed up and confirmed again: that old
+    # event, delivered late (a provider's retry, a replayed log), must not stop them now.
+    reader = reader_named_by(provider, kind, confirmed_at=timezone.now())
+    esp, body, headers = sample(provider, kind)
+
+    assert post(esp, body, **headers).status_code == 200
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.ACTIVE and reader.next_digest_at is not None
+    assert DeliveryEvent.objects.get().processed_at is not None
+
+
+@pytest.mark.parametrize(("provider", "kind"), samples_of(NEVER_STOP))
+def test_deliveries_opens_clicks_and_temporary_failures_stop_no_one(post, provider, kind) -> None:  # type: ignore[no-untyped-def]
+    reader = reader_named_by(provider, kind)
+    esp, body, headers = sample(provider, kind)
+
+    assert post(esp, body, **headers).status_code == 200
+    assert DeliveryEvent.objects.exists()
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.ACTIVE and reader.next_digest_at is not None
+
+
+@pytest.mark.parametrize(("provider", "kind"), [c for c in DATED if c[1] == "complaint"])
+def test_a_complaint_dated_before_the_reader_resubscribed_changes_nothing(
+    post, provider, kind
+) -> None:  # type: ignore[no-untyped-def]
+    # Confirmed long ago, unsubscribed, then resubscribed from their manage page today: a
+    # complaint about mail of the earlier subscription, arriving late, is not about this one.
+    reader = reader_named_by(provider, kind)
+    subscriptions.unsubscribe(reader)
+    assert subscriptions.resubscribe(reader, "192.0.2.1", "Mozilla/5.0")
+
+    assert post(*sample(provider, kind)[:2], **sample(provider, kind)[2]).status_code == 200
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.ACTIVE and reader.next_digest_at is not None
+
+
+@pytest.mark.parametrize(("provider", "kind"), [c for c in DATED if c[1] == "hard bounce"])
+def test_a_bounce_dated_before_the_reader_signed_up_again_changes_nothing(
+    post, provider, kind
+) -> None:  # type: ignore[no-untyped-def]
+    # Their address bounced once; they signed up again today and have yet to confirm. A late
+    # copy of that old bounce must not stop the confirmation on its way.
+    reader = reader_named_by(provider, kind)
+    Subscriber.objects.filter(pk=reader.pk).stop_mail(Subscriber.Status.BOUNCED)
+    subscriptions.signup({"email": reader.email}, "192.0.2.1", "Mozilla/5.0")
+
+    assert post(*sample(provider, kind)[:2], **sample(provider, kind)[2]).status_code == 200
+    reader.refresh_from_db()
+    assert reader.status == Subscriber.Status.PENDING
