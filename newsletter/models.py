@@ -255,11 +255,13 @@ class DigestQuerySet(models.QuerySet["Digest", "Digest"]):
     def hand_off(self, digest_id: int) -> bool:
         """Queued -> sending, only while the subscriber is active, in one statement: the last
         word on whether to send (an unsubscribe, bounce or complaint stops it even now)."""
+        now = Digest._meta.get_field("handed_off_at").get_db_prep_value(timezone.now(), connection)
         with connection.cursor() as cursor:
             cursor.execute(
                 HAND_OFF,
                 [
                     Digest.Status.SENDING.value,
+                    now,
                     digest_id,
                     Digest.Status.QUEUED.value,
                     Subscriber.Status.ACTIVE.value,
@@ -299,8 +301,9 @@ class DigestQuerySet(models.QuerySet["Digest", "Digest"]):
     def interrupted(self, now: datetime) -> int:
         """Sending past the lease -> failed: the worker died between handing the message to
         the server and recording it. Whether it arrived is unknown, and sending it again
-        could send it twice, so it is recorded as failed for staff to look at."""
-        return self.filter(status=Digest.Status.SENDING, created__lt=lease_start(now)).update(
+        could send it twice, so it is recorded as failed for staff to look at. The lease runs
+        from the hand-off, not from composing: a digest retried for an hour is sent now."""
+        return self.filter(status=Digest.Status.SENDING, handed_off_at__lt=lease_start(now)).update(
             status=Digest.Status.FAILED,
             error="interrupted during hand-off to the mail server; delivery unknown, not retried",
         )
@@ -330,7 +333,7 @@ class Digest(models.Model):
                                   '--put_back--> queued      (refused for now: retried)
         queued  --cancel-->    cancelled                      (the subscriber stopped)
         queued  --give_up-->   failed                         (after every retry)
-        sending past the lease --interrupted--> failed        (delivery unknown)
+        sending a lease after hand_off --interrupted--> failed (delivery unknown)
 
     Invariants:
     - One row per (subscriber, period): a redelivered compose task makes no second digest.
@@ -342,8 +345,9 @@ class Digest(models.Model):
     - A digest goes back to ``queued`` only when the server did not accept it.
     - ``sent`` is recorded the moment the server accepts it. A worker killed between the two
       leaves the digest in ``sending``, and it is never sent again: ``interrupted`` records
-      it failed after the lease. Its ``Message-ID`` (and the anymail ``digest_id`` metadata)
-      still lets the provider's delivery webhook find it.
+      it failed a lease after its hand-off (a send under way is left to finish). Its
+      ``Message-ID`` (and the anymail ``digest_id`` metadata) still lets the provider's
+      delivery webhook find it.
     """
 
     class Status(models.TextChoices):
@@ -362,6 +366,9 @@ class Digest(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     created = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # When a worker last handed it to the mail backend (``hand_off``): an ``interrupted`` send is
+    # one still ``sending`` a lease after this.
+    handed_off_at = models.DateTimeField(null=True, blank=True)
     message_id = models.CharField(max_length=255, blank=True, db_index=True)
     error = models.TextField(blank=True)
     note = models.CharField(max_length=200, blank=True)
@@ -526,9 +533,11 @@ class Feedback(models.Model):
 
 
 # The two writes every sent digest makes, as plain statements: through the ORM they cost a worker
-# 1.1 ms of CPU per digest against 0.4 ms as SQL (BENCHMARKS.md), a sixth of its work.
+# 1.2 ms of CPU per digest against 0.5 ms as SQL (BENCHMARKS.md, `devtools/transitions_cost.py`),
+# a tenth of all a digest costs it.
 HAND_OFF = (
-    f"UPDATE {Digest._meta.db_table} SET status = %s WHERE id = %s AND status = %s"
+    f"UPDATE {Digest._meta.db_table} SET status = %s, handed_off_at = %s"
+    " WHERE id = %s AND status = %s"
     f" AND subscriber_id IN (SELECT id FROM {Subscriber._meta.db_table} WHERE status = %s)"
 )
 MARK_SENT = (

@@ -319,7 +319,7 @@ def test_a_digest_left_mid_hand_off_is_recorded_failed_and_never_sent_again(  # 
     ids = compose_chunk(claim_all())
     # The worker handed the message over, then died before recording it.
     Digest.objects.filter(id__in=ids).update(
-        status=Digest.Status.SENDING, created=timezone.now() - timedelta(hours=1)
+        status=Digest.Status.SENDING, handed_off_at=timezone.now() - timedelta(hours=1)
     )
 
     dispatch_digests()
