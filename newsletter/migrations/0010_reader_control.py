@@ -9,7 +9,7 @@ import newsletter.models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("newsletter", "0008_consent_on_resubscribe"),
+        ("newsletter", "0009_digest_handed_off_at"),
     ]
 
     operations = [
