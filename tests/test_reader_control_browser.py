@@ -158,10 +158,10 @@ def test_sign_up_with_a_library_add_a_profile_move_the_balance_and_get_two_secti
     Subscriber.objects.update(next_digest_at=timezone.now())  # its send time has come
     send_queued(compose_chunk(claim_due_subscribers(timezone.now(), 10)))
     digest = mail.outbox[-1]
-    assert re.fullmatch(r"\d+ papers for you: .+", digest.subject), digest.subject
+    assert re.fullmatch(r"\d+ papers for you: .+", str(digest.subject)), digest.subject
     text = str(digest.body)
     assert "== My interests ==" in text and "== Diffusion ==" in text
-    html = digest.alternatives[0][0]
+    html = str(digest.alternatives[0][0])  # type: ignore[union-attr]
     sections = [h.get_text() for h in BeautifulSoup(html, "html.parser").find_all("h2")]
     assert sections == ["My interests", "Diffusion"]
     assert errors == []
@@ -199,8 +199,8 @@ def test_the_digest_and_the_nothing_matched_email_read_well_at_800_and_390_px_li
     send_queued(compose_chunk(claim_due_subscribers(timezone.now(), 10)))
 
     by_reader = {m.to[0]: m for m in mail.outbox}
-    digest_html = by_reader["ada@example.org"].alternatives[0][0]
-    nothing_html = by_reader["bees@example.org"].alternatives[0][0]
+    digest_html = str(by_reader["ada@example.org"].alternatives[0][0])  # type: ignore[attr-defined]
+    nothing_html = str(by_reader["bees@example.org"].alternatives[0][0])  # type: ignore[attr-defined]
     assert "matched your interests" in digest_html
     assert "Nothing new matched your interests" in nothing_html
     assert Digest.objects.filter(note__startswith="Nothing matched").count() == 1
