@@ -1,3 +1,4 @@
+import secrets
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -35,6 +36,10 @@ class SubscriberQuerySet(models.QuerySet["Subscriber"]):
             )
             Digest.transitions.filter(subscriber__in=ids).cancel()
         return changed
+
+
+def new_feed_key() -> str:
+    return secrets.token_urlsafe(12)
 
 
 class Subscriber(models.Model):
@@ -78,6 +83,8 @@ class Subscriber(models.Model):
     next_digest_at = models.DateTimeField(null=True, blank=True)
     # A lease, not a lock: a claim that no task finished expires and is claimed again.
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # Part of the private feed's signed token: a new key ("reset the link") revokes the old URL.
+    feed_key = models.CharField(max_length=32, default=new_feed_key, editable=False)
 
     # Statuses in which no mail goes out, ever (until a new signup is confirmed).
     STOPPED = (Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED)
@@ -167,6 +174,25 @@ class InterestProfile(models.Model):
         return [p.ref for p in self.papers.all() if p.opinion == opinion]
 
 
+class Library(models.Model):
+    """A reference library a reader uploaded for a profile (a BibTeX or RIS export), as read:
+    every entry (``papers.library.Entry.as_json``), kept for the reader's export and for the
+    authors it suggests. Its liked papers are ``papers``; a new upload replaces it whole."""
+
+    profile = models.OneToOneField(
+        InterestProfile, on_delete=models.CASCADE, related_name="library"
+    )
+    filename = models.CharField(max_length=200)
+    uploaded_at = models.DateTimeField(default=timezone.now)
+    entries = models.JSONField(default=list)
+
+    class Meta:
+        verbose_name_plural = "libraries"
+
+    def __str__(self) -> str:
+        return self.filename
+
+
 class ProfilePaper(models.Model):
     """A paper a profile likes or dislikes: the REF as the reader gave it, the arXiv id it
     names, and the paper once the catalogue has it. A liked paper not yet in the catalogue is
@@ -180,6 +206,10 @@ class ProfilePaper(models.Model):
     arxiv_id = models.CharField("arXiv id", max_length=32, blank=True)
     paper = models.ForeignKey(
         Paper, null=True, blank=True, on_delete=models.SET_NULL, related_name="in_profiles"
+    )
+    # Liked because the reader's uploaded library cites it (None: named by the reader).
+    library = models.ForeignKey(
+        Library, null=True, blank=True, on_delete=models.CASCADE, related_name="papers"
     )
 
     class Meta:
@@ -342,6 +372,10 @@ class Digest(models.Model):
     message_id = models.CharField(max_length=255, blank=True, db_index=True)
     error = models.TextField(blank=True)
     note = models.CharField(max_length=200, blank=True)
+    # What was weighed: the new papers the reader had not been sent, and how many of them
+    # matched their interests ("7 of 143 new papers matched your interests").
+    considered = models.PositiveIntegerField(null=True, blank=True)
+    matched = models.PositiveIntegerField(null=True, blank=True)
 
     objects = models.Manager["Digest"]()
     # The status changes, apart from the default manager: django-stubs cannot type
@@ -381,6 +415,8 @@ class DigestItem(models.Model):
     profile = models.ForeignKey(
         InterestProfile, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The names of the reader's other profiles that wanted it too, as they were then.
+    also_for = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["digest", "paper"], name="digest_item_once")]
@@ -391,7 +427,12 @@ class DigestItem(models.Model):
 
     @classmethod
     def of_pick(
-        cls, digest_id: int, rank: int, pick: Pick, profile_id: int | None = None
+        cls,
+        digest_id: int,
+        rank: int,
+        pick: Pick,
+        profile_id: int | None = None,
+        also_for: list[str] | None = None,
     ) -> "DigestItem":
         return cls(
             digest_id=digest_id,
@@ -402,6 +443,7 @@ class DigestItem(models.Model):
             why=pick.reason.as_json(),
             section=pick.section,
             profile_id=profile_id,
+            also_for=also_for or [],
         )
 
     @property
