@@ -7,12 +7,14 @@ import re
 from collections.abc import Callable
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
 from newsletter import emails, tracking
 from newsletter.models import DeliveryEvent, Digest, Subscriber
 from tests.factories import active_subscriber
+from tests.test_admin import form_fields
 
 pytestmark = pytest.mark.django_db
 Status = Subscriber.Status
@@ -62,6 +64,15 @@ def provider(event_type: str, soft: bool = False, times: int = 1) -> Callable[[S
     return report
 
 
+def staff_in_the_admin(reader: Subscriber) -> None:
+    client = Client()
+    client.force_login(User.objects.create_superuser("staff", "staff@example.org", "pw"))
+    url = reverse("admin:newsletter_subscriber_change", args=[reader.pk])
+    data = form_fields(client.get(url).content)
+    data["status"] = Status.UNSUBSCRIBED
+    assert client.post(url, data).status_code == 302
+
+
 WAYS = {
     "one-click unsubscribe": (one_click, Status.UNSUBSCRIBED),
     "unsubscribe page": (unsubscribe_page, Status.UNSUBSCRIBED),
@@ -70,6 +81,7 @@ WAYS = {
     "soft bounces in a row": (provider("bounced", soft=True, times=3), Status.BOUNCED),
     "complaint": (provider("complained"), Status.COMPLAINED),
     "provider unsubscribe": (provider("unsubscribed"), Status.UNSUBSCRIBED),
+    "staff in the admin": (staff_in_the_admin, Status.UNSUBSCRIBED),
 }
 
 
@@ -99,6 +111,22 @@ def test_erasure_cancels_the_queued_digests_it_leaves_as_anonymous_counts() -> N
     assert not Subscriber.objects.exists()
     queued.refresh_from_db()
     assert queued.subscriber is None and queued.status == "cancelled"
+
+
+def test_deleting_a_reader_in_the_admin_is_an_erasure(admin_client) -> None:  # type: ignore[no-untyped-def]
+    reader = active_subscriber("ada@example.org", ["graph neural networks"])
+    queued = Digest.objects.create(subscriber=reader, period="2026-01-02", status="queued")
+    bounce = DeliveryEvent.objects.create(
+        provider="postmark", event_key="b", event_type="bounced", recipient="ada@example.org"
+    )
+    url = reverse("admin:newsletter_subscriber_delete", args=[reader.pk])
+
+    assert admin_client.post(url, {"post": "yes"}).status_code == 302
+
+    assert not Subscriber.objects.exists()
+    queued.refresh_from_db()
+    bounce.refresh_from_db()
+    assert queued.status == "cancelled" and bounce.recipient == ""
 
 
 def test_a_complaint_overrides_an_unsubscribe_but_nothing_else_overrides_a_stop() -> None:
