@@ -335,8 +335,10 @@ DIGEST_RELEVANCE_FLOOR = env_int("DIGEST_RELEVANCE_FLOOR_PERCENT", 8, minimum=0)
 # model name on the Hugging Face hub, loaded once per worker as it starts. Empty: semantics
 # are learnt from the catalogue itself (latent semantic analysis), nothing is downloaded.
 PAPERS_EMBEDDING_MODEL = env_str("PAPERS_EMBEDDING_MODEL", "")
-# "skip": no digest when nothing passes the floor; "trending": send top trending with a note.
-DIGEST_WHEN_NOTHING_MATCHES = env_str("DIGEST_WHEN_NOTHING_MATCHES", "skip")
+# When nothing passes the floor: "trending" (default) mails a short "nothing matched" email
+# with the top trending papers and a link to broaden the profile, so a digest never silently
+# stops coming; "skip" sends nothing for that period.
+DIGEST_WHEN_NOTHING_MATCHES = env_str("DIGEST_WHEN_NOTHING_MATCHES", "trending")
 if DIGEST_WHEN_NOTHING_MATCHES not in ("skip", "trending"):
     raise ImproperlyConfigured(
         f"Unexpected value DIGEST_WHEN_NOTHING_MATCHES={DIGEST_WHEN_NOTHING_MATCHES}, "

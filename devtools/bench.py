@@ -420,11 +420,14 @@ class Options:
     explain: bool = False
 
 
+# At 100,000 subscribers x 2,000 papers: 500 digests/s from issue 7; ranking, queries and memory
+# from issue 18 (queries per chunk constant, 10 today; the RSS goal holds with an embedding
+# model loaded, PAPERS_EMBEDDING_MODEL, whose name the figures carry). Never asserted in tests.
 GOALS = {
     "digests_per_second": (">=", 500.0),
-    "ranking_us_per_subscriber": ("<=", 50.0),
+    "ranking_us_per_subscriber": ("<=", 100.0),
     "queries_per_chunk": ("<=", 10.0),
-    "worker_peak_rss_mb": ("<", 300.0),
+    "worker_peak_rss_mb": ("<", 400.0),
 }
 
 
@@ -584,6 +587,7 @@ def _run_in(
         "worker_peak_rss_mb": round(peak, 1),
         "worker_cpu_ms_per_digest": round(round_.worker_cpu_ms_per_digest, 3),
         "worker_peak_rss_of": rss_of,
+        "embedding_model": settings.PAPERS_EMBEDDING_MODEL or None,
         "baseline_subscribers": baseline.subscribers,
         "baseline_digests_per_second": round(baseline.per_second, 2),
         "baseline_queries_per_subscriber": round(

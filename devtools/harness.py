@@ -463,17 +463,19 @@ def worker(name: str, env: dict[str, str], log: Path, *options: str) -> CeleryPr
     )
 
 
-def beat(name: str, env: dict[str, str], log: Path) -> CeleryProcess:
-    return CeleryProcess(
-        name,
-        [
-            "beat",
-            "--loglevel=INFO",
+def beat(name: str, env: dict[str, str], log: Path, *options: str) -> CeleryProcess:
+    """Celery beat with ``options``; unless they name a ``--scheduler``, with a schedule file
+    of its own beside the log (several beats at once keep apart), not the database's."""
+    if not any(o.startswith("--scheduler") for o in options):
+        schedule = log.with_name(f"{name}-schedule")
+        options = (
             "--scheduler=celery.beat:PersistentScheduler",
-            f"--schedule={log.with_name(f'{name}-schedule')}",
-        ],
-        env,
-        log,
+            f"--schedule={schedule}",
+            *options,
+        )
+    pidfile = log.with_name(f"{name}.pid")  # not celerybeat.pid in the working directory
+    return CeleryProcess(
+        name, ["beat", "--loglevel=INFO", f"--pidfile={pidfile}", *options], env, log
     )
 
 

@@ -141,6 +141,24 @@ class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
             *super().get_urls(),
         ]
 
+    def save_model(self, request: HttpRequest, obj: Subscriber, form: Any, change: bool) -> None:
+        # Staff stopping a reader's mail here stop it the one way mail stops (queued digests
+        # cancelled, the schedule dropped), as the reader's own unsubscribe does.
+        stopping = change and "status" in form.changed_data and obj.status in Subscriber.STOPPED
+        if stopping:
+            status, obj.status = obj.status, form.initial["status"]
+        super().save_model(request, obj, form, change)
+        if stopping:
+            Subscriber.objects.filter(pk=obj.pk).stop_mail(status)
+            obj.refresh_from_db()
+
+    def delete_model(self, request: HttpRequest, obj: Subscriber) -> None:
+        subscriptions.erase(obj)  # as the reader's own "delete my data"
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
+        for subscriber in queryset:
+            subscriptions.erase(subscriber)
+
     @admin.action(description="Pause the selected subscribers")
     def pause(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
         paused = subscriptions.pause_all(queryset)

@@ -20,7 +20,7 @@ from csp.decorators import csp_replace
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.http import Http404, HttpRequest, HttpResponse
@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from config.celery import app as celery_app
 from newsletter import digests, emails
-from newsletter.models import Click, DeliveryEvent, Digest, DigestItem, Subscriber
+from newsletter.models import Click, DeliveryEvent, Digest, Subscriber
 from papers.health import source_health
 from papers.models import ImportRun, Topic
 
@@ -263,29 +263,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 def compose_preview(subscriber: Subscriber, now: datetime | None = None) -> Any:
-    """The next digest of ``subscriber`` as it would be sent, or None when nothing matches.
+    """The next digest of ``subscriber`` as it would be sent (``digests.preview``: nothing is
+    recorded or sent), or None when there is nothing to send. A preview carries none of the
+    reader's links (``emails.digest_context``)."""
 
-    Composed and rendered inside a transaction that is rolled back: nothing is recorded and
-    nothing is sent. A preview carries none of the reader's links (``emails.digest_context``).
-    """
-    now = now or timezone.now()
-    reader = digests.for_planning(Subscriber.objects.filter(pk=subscriber.pk)).get()
-    picks = digests.plan_digests([reader], now)[reader.pk]
-    if not picks:
-        return None
-    with transaction.atomic():
-        period = digests.period_of(reader, reader.next_digest_at or now)
-        if Digest.objects.filter(subscriber=reader, period=period).exists():
-            period = "preview"  # that period's digest exists; this is what would come next
-        digest = Digest.objects.create(subscriber=reader, period=period, created=now)
-        DigestItem.objects.bulk_create(
-            DigestItem.of_pick(digest.pk, rank, pick, picks.profile_of.get(pick.key))
-            for rank, pick in enumerate(picks, 1)
-        )
-        digest = Digest.objects.prefetch_related(*digests.TO_RENDER).get(pk=digest.pk)
-        message = emails.digest_email(digest, preview=True)
-        transaction.set_rollback(True)
-    return message
+    def email(digest: Digest) -> Any:
+        return emails.digest_email(digest, preview=True) if digest.items.all() else None
+
+    return digests.preview(subscriber, email, now)
 
 
 def preview(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:

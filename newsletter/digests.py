@@ -22,12 +22,12 @@ import logging
 import smtplib
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from email.utils import make_msgid
 from itertools import zip_longest
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
@@ -262,14 +262,19 @@ def interests_of(
 
 
 class Plan(list[ranking.Pick]):
-    """A subscriber's next digest: the picks in order, and the profile each was picked for."""
+    """A subscriber's next digest: the picks in order, the profile each was picked for, the
+    names of the other profiles each matched too, and what was weighed: the new papers
+    ``considered`` and how many ``matched`` (None until ``plan_digests`` counts them)."""
 
     def __init__(self, picks: Iterable[ranking.Pick] = (), profiles: dict[int, int] | None = None):
         super().__init__(picks)
         self.profile_of: dict[int, int] = profiles or {}
+        self.also_for: dict[int, list[str]] = {}
+        self.considered: int | None = None
+        self.matched: int | None = None
 
 
-def merge_profiles(ranked: list[tuple[int, list[ranking.Pick]]], size: int) -> Plan:
+def merge_profiles(ranked: Sequence[tuple[int, list[ranking.Pick]]], size: int) -> Plan:
     """One digest from the picks of a subscriber's profiles (``(profile id, picks)`` in the
     profiles' order): each paper once, for the profile that wanted it most (a followed
     author's paper before a match, then the better score). Followed authors' papers come
@@ -321,12 +326,15 @@ def plan_digests(subscribers: list[Subscriber], now: datetime) -> dict[int, Plan
     # Candidates: listed since the previous digest, within the frequency's window. A chunk's
     # subscribers share a handful of such dates, so the papers before each are found once.
     listed_before: dict[date, set[int]] = {}
+    since_of: dict[int, date] = {}
+    candidate_ids = {p.id for p in candidates}
     for subscriber in subscribers:
         last_sent = getattr(subscriber, "last_sent", None)
         since = max(
             (now - timedelta(days=window_days(subscriber))).date(),
             (last_sent or now - timedelta(days=366)).date(),
         )
+        since_of[subscriber.id] = since
         if since not in listed_before:
             listed_before[since] = {
                 p.id for p in candidates if p.listed_on is None or p.listed_on < since
@@ -349,17 +357,47 @@ def plan_digests(subscribers: list[Subscriber], now: datetime) -> dict[int, Plan
         ],
         floor=settings.DIGEST_RELEVANCE_FLOOR,
     )
-    ranked: dict[int, list[tuple[int, list[ranking.Pick]]]] = defaultdict(list)
+    ranked: dict[int, list[tuple[int, ranking.Picks]]] = defaultdict(list)
     for profile, profile_picks in zip(profiles, picks, strict=True):
         ranked[profile.subscriber_id].append((profile.id, profile_picks))
-    plans = {s.id: merge_profiles(ranked[s.id], s.digest_size) for s in subscribers}
-    if settings.DIGEST_WHEN_NOTHING_MATCHES == "trending":
-        for subscriber in subscribers:
-            if not plans[subscriber.id]:
-                plans[subscriber.id] = Plan(
-                    top_trending(candidates, seen[subscriber.id], subscriber.digest_size)
-                )
+    names = {p.id: p.name for p in profiles}
+    plans = {}
+    for subscriber in subscribers:
+        plan = merge_profiles(ranked[subscriber.id], subscriber.digest_size)
+        count_and_name(plan, ranked[subscriber.id], names)
+        sent = seen[subscriber.id] - listed_before[since_of[subscriber.id]]
+        plan.considered = (
+            len(candidates)
+            - len(listed_before[since_of[subscriber.id]])
+            - len(sent & candidate_ids)
+        )
+        if not plan and settings.DIGEST_WHEN_NOTHING_MATCHES == "trending":
+            fallback = Plan(top_trending(candidates, seen[subscriber.id], NOTHING_MATCHED_SIZE))
+            fallback.considered, fallback.matched = plan.considered, 0
+            plan = fallback
+        plans[subscriber.id] = plan
     return plans
+
+
+# The "nothing matched" email is short: a few trending papers, and a way to broaden the profile.
+NOTHING_MATCHED_SIZE = 5
+
+
+def count_and_name(
+    plan: Plan, ranked: Sequence[tuple[int, ranking.Picks]], names: dict[int, str]
+) -> None:
+    """Set ``plan.matched`` (the papers any profile matched, counted once) and, for a reader
+    with several profiles, ``plan.also_for``: the other profiles each pick matched too."""
+    if len(ranked) <= 1:
+        plan.matched = sum(len(picks.matched) for _, picks in ranked)
+        return
+    matched = {profile_id: set(picks.matched.tolist()) for profile_id, picks in ranked}
+    plan.matched = len(set().union(*matched.values()))
+    for pick in plan:
+        owner = plan.profile_of.get(pick.key)
+        others = [names[p] for p, keys in matched.items() if p != owner and pick.key in keys]
+        if others:
+            plan.also_for[pick.key] = others
 
 
 def compose_chunk(subscriber_ids: list[int], now: datetime | None = None) -> list[int]:
@@ -398,22 +436,25 @@ def compose_chunk(subscriber_ids: list[int], now: datetime | None = None) -> lis
                 period=periods[subscriber.id],
                 created=now,
                 status=Digest.Status.QUEUED if plans[subscriber.id] else Digest.Status.SKIPPED,
-                note=NOTHING_MATCHED
-                if any(p.section == ranking.Section.TRENDING for p in plans[subscriber.id])
-                else "",
+                note=NOTHING_MATCHED if nothing_but_trending(plans[subscriber.id]) else "",
+                considered=plans[subscriber.id].considered,
+                matched=plans[subscriber.id].matched,
             )
             for subscriber in fresh
         ]
         Digest.objects.bulk_create(digests)
-        DigestItem.objects.bulk_create(
-            DigestItem.of_pick(
-                digest.id, rank, pick, plans[digest.subscriber_id or 0].profile_of.get(pick.key)
-            )
-            for digest in digests
-            for rank, pick in enumerate(plans[digest.subscriber_id or 0], 1)
-        )
+        DigestItem.objects.bulk_create(items_of(digests, plans))
         reschedule({s.id: s.next_send_after(now) for s in subscribers})
     return sorted(waiting + [d.id for d in digests if d.status == Digest.Status.QUEUED])
+
+
+def items_of(digests: list[Digest], plans: dict[int, Plan]) -> Iterable[DigestItem]:
+    """The items of freshly created ``digests`` (by subscriber) from their plans."""
+    for digest in digests:
+        plan = plans[digest.subscriber_id or 0]
+        for rank, pick in enumerate(plan, 1):
+            profile_id = plan.profile_of.get(pick.key)
+            yield DigestItem.of_pick(digest.id, rank, pick, profile_id, plan.also_for.get(pick.key))
 
 
 def reschedule(next_at: dict[int, datetime]) -> None:
@@ -436,6 +477,39 @@ def reschedule(next_at: dict[int, datetime]) -> None:
         )
 
 
+T = TypeVar("T")
+
+
+def preview(subscriber: Subscriber, show: Callable[[Digest], T], now: datetime | None = None) -> T:
+    """What ``show`` makes of ``subscriber``'s next digest, composed by the code real digests
+    use, inside a transaction that is rolled back: nothing is recorded and nothing is sent.
+    The admin's preview and test send show the email; the reader's manage page, its papers.
+    An empty digest (nothing at all to send) is shown as one."""
+    now = now or timezone.now()
+    reader = for_planning(Subscriber.objects.filter(pk=subscriber.pk)).get()
+    plan = plan_digests([reader], now)[reader.pk]
+    with transaction.atomic():
+        period = period_of(reader, reader.next_digest_at or now)
+        if Digest.objects.filter(subscriber=reader, period=period).exists():
+            period = "preview"  # that period's digest exists; this is what would come next
+        digest = Digest.objects.create(
+            subscriber=reader,
+            period=period,
+            created=now,
+            considered=plan.considered,
+            matched=plan.matched,
+            note=NOTHING_MATCHED if nothing_but_trending(plan) else "",
+        )
+        DigestItem.objects.bulk_create(items_of([digest], {reader.pk: plan}))
+        shown = show(Digest.objects.prefetch_related(*TO_RENDER).get(pk=digest.pk))
+        transaction.set_rollback(True)
+    return shown
+
+
+def nothing_but_trending(plan: Plan) -> bool:
+    return any(p.section == ranking.Section.TRENDING for p in plan)
+
+
 NOTHING_MATCHED = "Nothing matched your interests closely; here are the top trending papers."
 
 
@@ -453,7 +527,10 @@ def top_trending(papers: list[Paper], seen: set[int], size: int) -> list[ranking
 
 # What rendering a digest reads, for a batch of digests: their items in order, and each paper
 # once (a round's digests share a few hundred papers; joining them per item loaded thousands).
-TO_RENDER = (Prefetch("items", queryset=DigestItem.objects.order_by("rank")), "items__paper")
+TO_RENDER = (
+    Prefetch("items", queryset=DigestItem.objects.order_by("rank").select_related("profile")),
+    "items__paper",
+)
 
 
 def classify(exc: Exception) -> bool:

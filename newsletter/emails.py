@@ -23,7 +23,8 @@ from jinja2 import Environment, StrictUndefined
 from newsletter.models import Digest, Subscriber
 from papers.ranking import Section, Signal
 
-_inliner = css_inline.CSSInliner(keep_style_tags=False)
+# The @media rules (narrow screens, dark mode) cannot be inlined: they stay in a <style>.
+_inliner = css_inline.CSSInliner(keep_style_tags=False, keep_at_rules=True)
 
 
 class Email(EmailMultiAlternatives):
@@ -84,6 +85,34 @@ def unsubscribe_url(subscriber: Subscriber) -> str:
 
 def manage_url(subscriber: Subscriber) -> str:
     return absolute(reverse("manage", args=[sign(subscriber.id, "manage")]))
+
+
+def digest_url(digest: Digest) -> str:
+    """The digest's own page ("view in your browser")."""
+    return absolute(reverse("digest_view", args=[sign(digest.id, "digest")]))
+
+
+def feed_url(subscriber: Subscriber) -> str:
+    """The reader's private feed: the token names them and their current feed key, so a new
+    key (``subscriptions.reset_feed``) revokes every earlier URL."""
+    token = sign([subscriber.id, subscriber.feed_key], "feed")
+    return absolute(reverse("feed", args=[token]))
+
+
+def feed_subscriber(token: str) -> Subscriber | None:
+    """The subscriber a feed token names, while it is their current one; else None."""
+    try:
+        value = signing.loads(token, salt="newsletter.feed")
+    except signing.BadSignature:
+        return None
+    if not (isinstance(value, list) and len(value) == 2):
+        return None
+    pk, key = value
+    if isinstance(pk, bool) or not isinstance(pk, int) or not 0 < pk < 2**63:
+        return None
+    if not isinstance(key, str):
+        return None
+    return Subscriber.objects.filter(pk=pk, feed_key=key).first()
 
 
 def list_id() -> str:
@@ -147,24 +176,66 @@ def excerpt(text: str, limit: int = 320) -> str:
     return re.sub(r"\s+\S*$", "", cut) + "…"
 
 
+# The sentence of an abstract that states its contribution: "We propose ...", "This paper
+# introduces ...", "Here we show ...".
+CONTRIBUTION = re.compile(
+    r"\b(?:we|this (?:paper|work|article)|our (?:method|approach|work)|here)\b[^.]{0,80}?\b"
+    r"(?:propose|present|introduce|develop|show|demonstrate|describe|design|release|study|"
+    r"investigate|find|offer|build|report)",
+    re.I,
+)
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
+
+
+@lru_cache(maxsize=4096)
+def one_line(summary: str, abstract: str, limit: int = 240) -> str:
+    """A paper in one line: the Daily Papers AI summary when known, else the sentence of the
+    abstract that states the contribution (else its first sentence)."""
+    if summary.strip():
+        return shorten(" ".join(summary.split()), limit)
+    sentences = [s for s in SENTENCE_END.split(" ".join(abstract.split())) if s]
+    if not sentences:
+        return ""
+    stated = next((s for s in sentences if CONTRIBUTION.search(s)), sentences[0])
+    return shorten(stated, limit)
+
+
+def shorten(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return re.sub(r"\s+\S*$", "", text[:limit]) + "…"
+
+
+def authors_line(authors: list[str]) -> str:
+    """The first three authors, then "et al."."""
+    if len(authors) <= 3:
+        return ", ".join(authors)
+    return ", ".join(authors[:3]) + " et al."
+
+
 @lru_cache(maxsize=4096)
 def indented(text: str) -> str:
     return textwrap.fill(text, width=75, initial_indent="   ", subsequent_indent="   ")
 
 
-SECTION_HEADINGS: dict[str, str] = {
-    Section.AUTHORS: "By authors you follow",
-    Section.MATCH: "Picked for your interests",
-    Section.TRENDING: "Trending now",
-}
+AUTHORS_HEADING = "From authors you follow"
+MATCH_HEADING = "Picked for your interests"
+TRENDING_HEADING = "Trending now"
 # Where a preview's reader links lead: nowhere. A preview's digest is rolled back, so a token
 # naming it could later name another reader's digest; and staff need no reader's manage or
 # unsubscribe link to see what the reader would get.
 NOWHERE = "#"
 
 
+def nothing_matched(digest: Digest) -> bool:
+    """A digest of trending papers only: nothing passed the relevance floor."""
+    items = digest.items.all()
+    return bool(items) and all(i.section == Section.TRENDING for i in items)
+
+
 def digest_context(digest: Digest, preview: bool = False) -> dict[str, Any]:
-    """What the digest templates show; ``digest.items`` should be prefetched with papers.
+    """What the digest templates show; ``digest.items`` should be prefetched with papers and
+    profiles (``digests.TO_RENDER``).
 
     One signed token per digest: the digest's own page, and under it each paper's links
     (``<view_url><paper id>/<link kind>/``, through the click redirect, which counts the click)
@@ -172,14 +243,12 @@ def digest_context(digest: Digest, preview: bool = False) -> dict[str, Any]:
     ``newsletter/urls.py``. Signing every link instead cost more than rendering the email.
     A ``preview`` signs nothing: papers link to their own pages, the reader's links to NOWHERE.
 
-    Items come in sections (followed authors, matches, trending), each with a heading when
-    the digest has more than one. What an item says comes from its reason as data: the
-    words, "trending" when its votes led to it, and the paper's votes.
+    Items come in sections: followed authors' papers, then one per profile (named after it,
+    in the profiles' order), or the trending papers when nothing matched; headings show when
+    there is more than one section. What an item says comes from its reason as data.
     """
-    view_url = (
-        NOWHERE if preview else absolute(reverse("digest_view", args=[sign(digest.id, "digest")]))
-    )
-    grouped: dict[str, list[Any]] = {section: [] for section in SECTION_HEADINGS}
+    view_url = NOWHERE if preview else digest_url(digest)
+    grouped: dict[tuple[int, int], dict[str, Any]] = {}
     for item in digest.items.all():
         paper = item.paper
         reason = item.reason_data
@@ -187,7 +256,9 @@ def digest_context(digest: Digest, preview: bool = False) -> dict[str, Any]:
         # "trending" once: a pick whose reason is trending itself does not say it again.
         item.trending = reason.trending and reason.signal != Signal.TRENDING  # type: ignore[attr-defined]
         item.votes = paper.upvotes  # type: ignore[attr-defined]
-        item.excerpt = excerpt(paper.ai_summary or paper.abstract)  # type: ignore[attr-defined]
+        item.comments = paper.comments  # type: ignore[attr-defined]
+        item.authors_line = authors_line(paper.authors)  # type: ignore[attr-defined]
+        item.excerpt = one_line(paper.ai_summary, paper.abstract)  # type: ignore[attr-defined]
         item.excerpt_text = indented(item.excerpt)  # type: ignore[attr-defined]
         if preview:
             item.links = paper.digest_links()  # type: ignore[attr-defined]
@@ -199,29 +270,57 @@ def digest_context(digest: Digest, preview: bool = False) -> dict[str, Any]:
             }
             item.more_url = f"{under}more/"  # type: ignore[attr-defined]
             item.less_url = f"{under}less/"  # type: ignore[attr-defined]
-        grouped.setdefault(item.section, []).append(item)
-    present = [(section, items) for section, items in grouped.items() if items]
-    sections = [
-        {
-            "name": section,
-            "heading": SECTION_HEADINGS.get(section, "") if len(present) > 1 else "",
-            "items": items,
-        }
-        for section, items in present
-    ]
+        if item.section == Section.AUTHORS:
+            key, heading = (0, 0), AUTHORS_HEADING
+        elif item.section == Section.TRENDING:
+            key, heading = (2, 0), TRENDING_HEADING
+        elif item.profile is not None:
+            key, heading = (1, item.profile.slot), item.profile.name
+        else:  # its profile was deleted since
+            key, heading = (1, 99), MATCH_HEADING
+        grouped.setdefault(key, {"heading": heading, "items": []})["items"].append(item)
+    sections = [grouped[key] for key in sorted(grouped)]
+    if len(sections) == 1:
+        sections[0]["heading"] = ""
     items = [item for section in sections for item in section["items"]]
-    context = {"digest": digest, "items": items, "sections": sections, "view_url": view_url}
+    for number, item in enumerate(items, 1):
+        item.number = number  # type: ignore[attr-defined]
+    picked = sum(1 for i in items if i.section != Section.TRENDING)
+    context = {
+        "digest": digest,
+        "items": items,
+        "sections": sections,
+        "view_url": view_url,
+        "header": header_line(digest, picked),
+    }
     if preview:
         context |= {"manage_url": NOWHERE, "unsubscribe_url": NOWHERE}
     return context
 
 
+def header_line(digest: Digest, picked: int) -> str:
+    """What was weighed: "7 of 143 new papers matched your interests" (digests from before it
+    was counted say nothing)."""
+    if digest.considered is None or digest.matched is None:
+        return ""
+    considered, matched = digest.considered, digest.matched
+    papers = "paper" if considered == 1 else "papers"
+    if not matched:
+        return f"None of the {considered:,} new {papers} matched your interests."
+    line = f"{matched:,} of {considered:,} new {papers} matched your interests"
+    if picked < matched:
+        line += f"; here are the best {picked}"
+    return line + "."
+
+
 def digest_email(digest: Digest, preview: bool = False) -> EmailMultiAlternatives:
-    """The digest as mailed to its reader; a ``preview`` (the admin's preview and test send)
-    carries no working link of any reader's, and no list headers."""
+    """The digest as mailed to its reader (the short "nothing matched" email when nothing
+    passed the floor); a ``preview`` (the admin's preview and test send) carries no working
+    link of any reader's, and no list headers."""
     assert digest.subscriber is not None
     context = digest_context(digest, preview)
-    return build_email("digest", digest.subscriber, context, transactional=preview)
+    name = "nothing-matched" if nothing_matched(digest) else "digest"
+    return build_email(name, digest.subscriber, context, transactional=preview)
 
 
 def digest_page(digest: Digest) -> str:
@@ -229,4 +328,5 @@ def digest_page(digest: Digest) -> str:
     forwarded the link to gets the papers, not the reader's manage and unsubscribe links."""
     assert digest.subscriber is not None
     context = {**digest_context(digest), "manage_url": None, "unsubscribe_url": None}
-    return render("digest-body-html.html", email_context(digest.subscriber, context))
+    name = "nothing-matched" if nothing_matched(digest) else "digest"
+    return render(f"{name}-body-html.html", email_context(digest.subscriber, context))

@@ -8,6 +8,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from newsletter.models import InterestProfile, ProfilePaper, Subscriber
+from papers.library import MAX_BYTES, MAX_ENTRIES, Entry, LibraryError, read_library
 from papers.models import Paper, Topic
 from papers.refs import Ref, RefError, parse_ref, split_refs
 
@@ -20,8 +21,12 @@ CONSENT_TEXT = (
 )
 MAX_KEYWORDS = 20
 MAX_KEYWORD_LENGTH = 100
-# Enough to describe a field by the papers that define it; a whole library is issue 19's upload.
+# Enough to describe a field by the papers that define it; a whole library is an upload.
 MAX_LIKED = 100
+# Of an uploaded library, the most recent papers become liked ones: past a couple of hundred a
+# profile's vector barely moves, while the reasons ("close to ...") and the background fetch of
+# the papers the catalogue lacks grow with each one.
+MAX_LIBRARY_LIKED = 200
 MAX_AUTHORS = 50
 MAX_AUTHOR_LENGTH = 100
 MAX_ABOUT = InterestProfile.MAX_ABOUT_LENGTH
@@ -138,6 +143,60 @@ def clean_liked(text: str) -> list[LikedPaper]:
     return list(unique.values())
 
 
+@dataclass(frozen=True)
+class LibraryUpload:
+    """An uploaded library, read: its entries, and the liked papers they name (an arXiv id, an
+    arXiv DOI, or a title the catalogue holds), at most ``MAX_LIBRARY_LIKED``, newest first."""
+
+    filename: str
+    entries: list[Entry]
+    liked: list[LikedPaper]
+    unmatched: int  # entries neither on arXiv nor in the catalogue
+
+    def summary(self) -> str:
+        fetched = sum(1 for c in self.liked if c.paper is None)
+        said = [f"{len(self.entries):,} references in {self.filename}"]
+        said.append(
+            f"{len(self.liked):,} became liked papers"
+            + (f" ({fetched:,} being fetched from arXiv)" if fetched else "")
+        )
+        if self.unmatched:
+            said.append(f"{self.unmatched:,} are neither on arXiv nor in our catalogue")
+        return "; ".join(said) + "."
+
+
+def clean_library(upload: Any) -> LibraryUpload | None:
+    """Read an uploaded .bib or .ris file; a ``ValidationError`` that says what is wrong."""
+    if not upload:
+        return None
+    name = str(getattr(upload, "name", "") or "library")[:200]
+    if upload.size > MAX_BYTES:
+        raise ValidationError(
+            f"That file is {upload.size / 1024 / 1024:.1f} MB; up to "
+            f"{MAX_BYTES // 1024 // 1024} MB, please (export one collection of your library)."
+        )
+    try:
+        entries = read_library(upload.read(), name)
+    except LibraryError as error:
+        raise ValidationError(str(error)) from None
+    refs = {
+        index: Ref(f"arXiv:{e.arxiv_id}", arxiv_id=e.arxiv_id)
+        if e.arxiv_id
+        else Ref(e.title[:500], title=e.title[:500])
+        for index, e in enumerate(entries)
+    }
+    found = Paper.objects.for_refs(refs.values())
+    newest_first = sorted(refs, key=lambda i: entries[i].year, reverse=True)
+    liked: dict[object, LikedPaper] = {}
+    for index in newest_first:
+        ref = refs[index]
+        paper = found.get(ref)
+        if ref.arxiv_id or paper:
+            liked.setdefault(ref.arxiv_id or (paper and paper.id), LikedPaper(ref, paper))
+    unmatched = len(entries) - sum(1 for ref in refs.values() if ref.arxiv_id or ref in found)
+    return LibraryUpload(name, entries, list(liked.values())[:MAX_LIBRARY_LIKED], unmatched)
+
+
 def clean_authors(text: str) -> list[str]:
     """Followed authors: one per line, or separated by commas or semicolons."""
     names = [" ".join(n.split()) for n in re.split(r"[,;\n]+", plain_text(text))]
@@ -209,6 +268,22 @@ class PreferencesForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Song Han; Yann LeCun"}),
         help_text="Their new papers always come, in a part of their own.",
     )
+    library = forms.FileField(
+        label="Or upload your reference library (optional)",
+        required=False,
+        widget=forms.ClearableFileInput(attrs={"accept": ".bib,.ris,.txt"}),
+        help_text=f"A BibTeX (.bib) or RIS (.ris) export from Zotero, Mendeley or Google "
+        f"Scholar, up to {MAX_BYTES // 1024 // 1024} MB and {MAX_ENTRIES:,} references. Its "
+        "arXiv papers become papers you like.",
+    )
+    trending_weight = forms.TypedChoiceField(
+        choices=RELEVANCE_CHOICES,
+        coerce=float,
+        initial="0.2",
+        required=False,
+        empty_value=InterestProfile._meta.get_field("trending_weight").default,
+        label="What to favour",
+    )
     frequency = forms.ChoiceField(choices=Subscriber.Frequency.choices, initial="daily")
     weekday = forms.TypedChoiceField(
         choices=Subscriber.Weekday.choices, coerce=int, initial=0, label="Day"
@@ -231,6 +306,9 @@ class PreferencesForm(forms.Form):
     def clean_authors(self) -> list[str]:
         return clean_authors(self.cleaned_data["authors"])
 
+    def clean_library(self) -> LibraryUpload | None:
+        return clean_library(self.cleaned_data.get("library"))
+
     def clean_timezone(self) -> str:
         zone = self.cleaned_data["timezone"].strip()
         if zone not in TIME_ZONES:
@@ -239,7 +317,7 @@ class PreferencesForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        said = ("about", "topics", "keywords", "liked", "authors")
+        said = ("about", "topics", "keywords", "liked", "authors", "library")
         if not self.errors and not any(data.get(name) for name in said):
             raise ValidationError(
                 "Say what you work on, pick a topic, type a keyword, or name a paper or an "
@@ -267,8 +345,10 @@ class SignupForm(PreferencesForm):
         "topics",
         "keywords",
         "liked",
+        "library",
         "authors",
         "excluded_keywords",
+        "trending_weight",
         "frequency",
         "weekday",
         "send_hour",
@@ -284,27 +364,61 @@ class SignupForm(PreferencesForm):
 
 
 class ManageForm(PreferencesForm):
+    """The manage page's form: the schedule and digest size, and one profile's interests."""
+
+    name = forms.CharField(
+        label="Name of this profile",
+        max_length=60,
+        required=False,
+        initial=InterestProfile.DEFAULT_NAME,
+        help_text="Each profile has a part of its own in your digest.",
+    )
     digest_size = forms.TypedChoiceField(
         choices=[(n, str(n)) for n in (3, 5, 10, 15, 20, 30)],
         coerce=int,
         initial=10,
         label="Papers per digest",
-    )
-    trending_weight = forms.TypedChoiceField(
-        choices=RELEVANCE_CHOICES, coerce=float, initial="0.2", label="What to favour"
+        help_text="In all: your profiles take turns, best papers first.",
     )
 
+    field_order = ["name"]
+
+    def __init__(self, *args: Any, profile: InterestProfile | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.profile = profile
+
+    def clean(self) -> dict[str, Any]:
+        # A profile whose interests are its uploaded library says enough without a new upload.
+        if self.profile is not None and hasattr(self.profile, "library"):
+            return forms.Form.clean(self) or {}
+        return super().clean()
+
+    def clean_name(self) -> str:
+        return " ".join(plain_text(self.cleaned_data["name"]).split()) or (
+            InterestProfile.DEFAULT_NAME
+        )
+
     @classmethod
-    def for_subscriber(cls, subscriber: Subscriber) -> "ManageForm":
-        """The form filled with the subscriber's schedule and their first profile."""
-        profile = subscriber.profiles.first() or InterestProfile()
+    def for_subscriber(
+        cls, subscriber: Subscriber, profile: InterestProfile | None = None
+    ) -> "ManageForm":
+        """The form filled with the subscriber's schedule and ``profile`` (else their first)."""
+        profile = profile or subscriber.profiles.first() or InterestProfile()
         weight = min(RELEVANCE_CHOICES, key=lambda c: abs(float(c[0]) - profile.trending_weight))
+        # The papers the reader named; those of an uploaded library are shown apart.
+        typed = [
+            p.ref
+            for p in (profile.papers.all() if profile.pk else [])
+            if p.opinion == ProfilePaper.LIKED and p.library_id is None
+        ]
         return cls(
+            profile=profile if profile.pk else None,
             initial={
+                "name": profile.name,
                 "about": profile.about,
                 "topics": list(profile.topics.all()) if profile.pk else [],
                 "keywords": join_terms(profile.keywords),
-                "liked": "\n".join(profile.refs(ProfilePaper.LIKED)) if profile.pk else "",
+                "liked": "\n".join(typed),
                 "excluded_keywords": join_terms(profile.excluded_keywords),
                 "authors": "; ".join(profile.authors),
                 "frequency": subscriber.frequency,
@@ -313,5 +427,5 @@ class ManageForm(PreferencesForm):
                 "timezone": subscriber.timezone,
                 "digest_size": subscriber.digest_size,
                 "trending_weight": weight[0],
-            }
+            },
         )

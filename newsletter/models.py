@@ -1,3 +1,4 @@
+import secrets
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -42,6 +43,10 @@ class SubscriberQuerySet(models.QuerySet["Subscriber"]):
         return changed
 
 
+def new_feed_key() -> str:
+    return secrets.token_urlsafe(12)
+
+
 class Subscriber(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Waiting for confirmation"
@@ -83,6 +88,8 @@ class Subscriber(models.Model):
     next_digest_at = models.DateTimeField(null=True, blank=True)
     # A lease, not a lock: a claim that no task finished expires and is claimed again.
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # Part of the private feed's signed token: a new key ("reset the link") revokes the old URL.
+    feed_key = models.CharField(max_length=32, default=new_feed_key, editable=False)
 
     # Statuses in which no mail goes out, ever (until a new signup is confirmed).
     STOPPED = (Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED)
@@ -172,6 +179,25 @@ class InterestProfile(models.Model):
         return [p.ref for p in self.papers.all() if p.opinion == opinion]
 
 
+class Library(models.Model):
+    """A reference library a reader uploaded for a profile (a BibTeX or RIS export), as read:
+    every entry (``papers.library.Entry.as_json``), kept for the reader's export and for the
+    authors it suggests. Its liked papers are ``papers``; a new upload replaces it whole."""
+
+    profile = models.OneToOneField(
+        InterestProfile, on_delete=models.CASCADE, related_name="library"
+    )
+    filename = models.CharField(max_length=200)
+    uploaded_at = models.DateTimeField(default=timezone.now)
+    entries = models.JSONField(default=list)
+
+    class Meta:
+        verbose_name_plural = "libraries"
+
+    def __str__(self) -> str:
+        return self.filename
+
+
 class ProfilePaper(models.Model):
     """A paper a profile likes or dislikes: the REF as the reader gave it, the arXiv id it
     names, and the paper once the catalogue has it. A liked paper not yet in the catalogue is
@@ -185,6 +211,10 @@ class ProfilePaper(models.Model):
     arxiv_id = models.CharField("arXiv id", max_length=32, blank=True)
     paper = models.ForeignKey(
         Paper, null=True, blank=True, on_delete=models.SET_NULL, related_name="in_profiles"
+    )
+    # Liked because the reader's uploaded library cites it (None: named by the reader).
+    library = models.ForeignKey(
+        Library, null=True, blank=True, on_delete=models.CASCADE, related_name="papers"
     )
 
     class Meta:
@@ -230,11 +260,13 @@ class DigestQuerySet(models.QuerySet["Digest", "Digest"]):
     def hand_off(self, digest_id: int) -> bool:
         """Queued -> sending, only while the subscriber is active, in one statement: the last
         word on whether to send (an unsubscribe, bounce or complaint stops it even now)."""
+        now = Digest._meta.get_field("handed_off_at").get_db_prep_value(timezone.now(), connection)
         with connection.cursor() as cursor:
             cursor.execute(
                 HAND_OFF,
                 [
                     Digest.Status.SENDING.value,
+                    now,
                     digest_id,
                     Digest.Status.QUEUED.value,
                     Subscriber.Status.ACTIVE.value,
@@ -274,8 +306,9 @@ class DigestQuerySet(models.QuerySet["Digest", "Digest"]):
     def interrupted(self, now: datetime) -> int:
         """Sending past the lease -> failed: the worker died between handing the message to
         the server and recording it. Whether it arrived is unknown, and sending it again
-        could send it twice, so it is recorded as failed for staff to look at."""
-        return self.filter(status=Digest.Status.SENDING, created__lt=lease_start(now)).update(
+        could send it twice, so it is recorded as failed for staff to look at. The lease runs
+        from the hand-off, not from composing: a digest retried for an hour is sent now."""
+        return self.filter(status=Digest.Status.SENDING, handed_off_at__lt=lease_start(now)).update(
             status=Digest.Status.FAILED,
             error="interrupted during hand-off to the mail server; delivery unknown, not retried",
         )
@@ -305,7 +338,7 @@ class Digest(models.Model):
                                   '--put_back--> queued      (refused for now: retried)
         queued  --cancel-->    cancelled                      (the subscriber stopped)
         queued  --give_up-->   failed                         (after every retry)
-        sending past the lease --interrupted--> failed        (delivery unknown)
+        sending a lease after hand_off --interrupted--> failed (delivery unknown)
 
     Invariants:
     - One row per (subscriber, period): a redelivered compose task makes no second digest.
@@ -317,8 +350,9 @@ class Digest(models.Model):
     - A digest goes back to ``queued`` only when the server did not accept it.
     - ``sent`` is recorded the moment the server accepts it. A worker killed between the two
       leaves the digest in ``sending``, and it is never sent again: ``interrupted`` records
-      it failed after the lease. Its ``Message-ID`` (and the anymail ``digest_id`` metadata)
-      still lets the provider's delivery webhook find it.
+      it failed a lease after its hand-off (a send under way is left to finish). Its
+      ``Message-ID`` (and the anymail ``digest_id`` metadata) still lets the provider's
+      delivery webhook find it.
     """
 
     class Status(models.TextChoices):
@@ -337,9 +371,16 @@ class Digest(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     created = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # When a worker last handed it to the mail backend (``hand_off``): an ``interrupted`` send is
+    # one still ``sending`` a lease after this.
+    handed_off_at = models.DateTimeField(null=True, blank=True)
     message_id = models.CharField(max_length=255, blank=True, db_index=True)
     error = models.TextField(blank=True)
     note = models.CharField(max_length=200, blank=True)
+    # What was weighed: the new papers the reader had not been sent, and how many of them
+    # matched their interests ("7 of 143 new papers matched your interests").
+    considered = models.PositiveIntegerField(null=True, blank=True)
+    matched = models.PositiveIntegerField(null=True, blank=True)
 
     objects = models.Manager["Digest"]()
     # The status changes, apart from the default manager: django-stubs cannot type
@@ -379,6 +420,8 @@ class DigestItem(models.Model):
     profile = models.ForeignKey(
         InterestProfile, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The names of the reader's other profiles that wanted it too, as they were then.
+    also_for = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["digest", "paper"], name="digest_item_once")]
@@ -389,7 +432,12 @@ class DigestItem(models.Model):
 
     @classmethod
     def of_pick(
-        cls, digest_id: int, rank: int, pick: Pick, profile_id: int | None = None
+        cls,
+        digest_id: int,
+        rank: int,
+        pick: Pick,
+        profile_id: int | None = None,
+        also_for: list[str] | None = None,
     ) -> "DigestItem":
         return cls(
             digest_id=digest_id,
@@ -400,6 +448,7 @@ class DigestItem(models.Model):
             why=pick.reason.as_json(),
             section=pick.section,
             profile_id=profile_id,
+            also_for=also_for or [],
         )
 
     @property
@@ -489,9 +538,11 @@ class Feedback(models.Model):
 
 
 # The two writes every sent digest makes, as plain statements: through the ORM they cost a worker
-# 1.1 ms of CPU per digest against 0.4 ms as SQL (BENCHMARKS.md), a sixth of its work.
+# 1.2 ms of CPU per digest against 0.5 ms as SQL (BENCHMARKS.md, `devtools/transitions_cost.py`),
+# a tenth of all a digest costs it.
 HAND_OFF = (
-    f"UPDATE {Digest._meta.db_table} SET status = %s WHERE id = %s AND status = %s"
+    f"UPDATE {Digest._meta.db_table} SET status = %s, handed_off_at = %s"
+    " WHERE id = %s AND status = %s"
     f" AND subscriber_id IN (SELECT id FROM {Subscriber._meta.db_table} WHERE status = %s)"
 )
 MARK_SENT = (

@@ -17,15 +17,18 @@ from django.urls import reverse
 from django.utils import timezone
 
 from newsletter import emails
-from newsletter.forms import CONSENT_VERSION, LikedPaper
+from newsletter.forms import CONSENT_VERSION, LibraryUpload, LikedPaper
 from newsletter.models import (
     ConsentRecord,
     DeliveryEvent,
     Digest,
     InterestProfile,
+    Library,
     ProfilePaper,
     Subscriber,
+    new_feed_key,
 )
+from papers.library import Entry, frequent_authors
 from papers.models import Paper
 
 Status = Subscriber.Status
@@ -52,9 +55,11 @@ def rate_limited(ip: str | None, email: str) -> str | None:
     return over
 
 
-def apply_preferences(subscriber: Subscriber, data: dict[str, Any]) -> None:
-    """Copy cleaned form data onto the subscriber (schedule, size) and their first profile
-    (interests), all or nothing. Liked papers the catalogue lacks are fetched once the
+def apply_preferences(
+    subscriber: Subscriber, data: dict[str, Any], profile: InterestProfile | None = None
+) -> None:
+    """Copy cleaned form data onto the subscriber (schedule, size) and ``profile`` (else their
+    first; interests), all or nothing. Liked papers the catalogue lacks are fetched once the
     subscriber is active (``fetch_liked_papers``)."""
     with transaction.atomic():
         for name in ("frequency", "weekday", "send_hour", "timezone", "digest_size"):
@@ -63,7 +68,9 @@ def apply_preferences(subscriber: Subscriber, data: dict[str, Any]) -> None:
         if subscriber.status == Status.ACTIVE:
             subscriber.next_digest_at = subscriber.next_send_after(timezone.now())
         subscriber.save()
-        profile = subscriber.profiles.first() or InterestProfile(subscriber=subscriber, slot=1)
+        profile = (
+            profile or subscriber.profiles.first() or InterestProfile(subscriber=subscriber, slot=1)
+        )
         apply_interests(profile, data)
         if subscriber.status == Status.ACTIVE:
             fetch_liked_papers([subscriber.pk])
@@ -71,7 +78,8 @@ def apply_preferences(subscriber: Subscriber, data: dict[str, Any]) -> None:
 
 def apply_interests(profile: InterestProfile, data: dict[str, Any]) -> None:
     """Copy cleaned form data (the fields it has) onto ``profile`` and save it."""
-    for name in ("about", "keywords", "excluded_keywords", "authors", "trending_weight"):
+    fields = ("name", "about", "keywords", "excluded_keywords", "authors", "trending_weight")
+    for name in fields:
         if name in data:
             setattr(profile, name, data[name])
     profile.save()
@@ -79,13 +87,32 @@ def apply_interests(profile: InterestProfile, data: dict[str, Any]) -> None:
         profile.topics.set(data["topics"])
     if "liked" in data:
         set_papers(profile, ProfilePaper.LIKED, data["liked"])
+    if data.get("library"):
+        set_library(profile, data["library"])
 
 
-def set_papers(profile: InterestProfile, opinion: int, chosen: list[LikedPaper]) -> None:
-    """Make ``chosen`` the profile's liked (or disliked) papers; naming a paper the profile had
-    the other opinion of changes its mind."""
+def set_papers(
+    profile: InterestProfile,
+    opinion: int,
+    chosen: list[LikedPaper],
+    library: Library | None = None,
+) -> None:
+    """Make ``chosen`` the profile's liked (or disliked) papers named by the reader (or those of
+    its uploaded ``library``); naming a paper the profile had the other opinion of changes its
+    mind. A library's paper the reader also named is the reader's."""
     given = [c.ref.given[:500] for c in chosen]
-    profile.papers.filter(Q(opinion=opinion) | Q(ref__in=given)).delete()
+    if library is None:
+        mine = Q(opinion=opinion, library__isnull=True)
+        profile.papers.filter(mine | Q(ref__in=given)).delete()
+    else:
+        named = {(p.ref, p.arxiv_id) for p in profile.papers.filter(library__isnull=True)}
+        taken = {ref for ref, _ in named} | {arxiv_id for _, arxiv_id in named if arxiv_id}
+        pairs = [
+            (ref, c)
+            for ref, c in zip(given, chosen, strict=True)
+            if ref not in taken and c.ref.arxiv_id not in taken
+        ]
+        given, chosen = [ref for ref, _ in pairs], [c for _, c in pairs]
     ProfilePaper.objects.bulk_create(
         ProfilePaper(
             profile=profile,
@@ -93,9 +120,76 @@ def set_papers(profile: InterestProfile, opinion: int, chosen: list[LikedPaper])
             ref=ref,
             arxiv_id=c.ref.arxiv_id or (c.paper and c.paper.arxiv_id) or "",
             paper=c.paper,
+            library=library,
         )
         for ref, c in zip(given, chosen, strict=True)
     )
+
+
+def set_library(profile: InterestProfile, upload: LibraryUpload) -> Library:
+    """Make ``upload`` the profile's library, replacing any earlier one and its liked papers."""
+    Library.objects.filter(profile=profile).delete()  # its papers go with it
+    library = Library.objects.create(
+        profile=profile,
+        filename=upload.filename,
+        entries=[e.as_json() for e in upload.entries],
+    )
+    set_papers(profile, ProfilePaper.LIKED, upload.liked, library)
+    return library
+
+
+def remove_library(profile: InterestProfile) -> bool:
+    """Forget the profile's uploaded library and the papers it liked; False if it had none."""
+    return Library.objects.filter(profile=profile).delete()[0] > 0
+
+
+def suggested_authors(profile: InterestProfile, limit: int = 10) -> list[str]:
+    """The most frequent authors of the profile's library it does not follow yet."""
+    library = Library.objects.filter(profile=profile).first()
+    if library is None:
+        return []
+    followed = {name.casefold() for name in profile.authors}
+    entries = [Entry.from_json(e) for e in library.entries]
+    return [a for a in frequent_authors(entries, limit * 2) if a.casefold() not in followed][:limit]
+
+
+def follow_authors(profile: InterestProfile, names: list[str]) -> list[str]:
+    """Follow ``names`` too (those the library suggested); the names newly followed."""
+    from newsletter.forms import MAX_AUTHORS
+
+    offered = set(suggested_authors(profile, limit=MAX_AUTHORS))
+    new = [n for n in dict.fromkeys(names) if n in offered]
+    new = new[: max(MAX_AUTHORS - len(profile.authors), 0)]
+    if new:
+        profile.authors = [*profile.authors, *new]
+        profile.save(update_fields=["authors"])
+    return new
+
+
+def add_profile(subscriber: Subscriber, name: str) -> InterestProfile | None:
+    """A new, empty profile in the first free slot; None when the subscriber has five."""
+    with transaction.atomic():
+        Subscriber.objects.select_for_update().filter(pk=subscriber.pk).first()
+        taken = set(subscriber.profiles.values_list("slot", flat=True))
+        free = [n for n in range(1, InterestProfile.MAX_PER_SUBSCRIBER + 1) if n not in taken]
+        if not free:
+            return None
+        return InterestProfile.objects.create(subscriber=subscriber, slot=free[0], name=name)
+
+
+def delete_profile(profile: InterestProfile) -> bool:
+    """Delete a profile, never the subscriber's last one; False when it was the last."""
+    with transaction.atomic():
+        Subscriber.objects.select_for_update().filter(pk=profile.subscriber_id).first()
+        if InterestProfile.objects.filter(subscriber_id=profile.subscriber_id).count() <= 1:
+            return False
+        return InterestProfile.objects.filter(pk=profile.pk).delete()[0] > 0
+
+
+def reset_feed(subscriber: Subscriber) -> None:
+    """A new private feed URL; the old one answers 404 from now on."""
+    subscriber.feed_key = new_feed_key()
+    subscriber.save(update_fields=["feed_key"])
 
 
 def fetch_liked_papers(subscriber_ids: list[int]) -> list[str]:
@@ -236,7 +330,9 @@ def resume(subscriber: Subscriber) -> None:
 def export_data(subscriber: Subscriber) -> dict[str, Any]:
     """Everything held about the subscriber, as JSON-ready data."""
     digests = Digest.objects.filter(subscriber=subscriber).prefetch_related("items__paper")
-    profiles = subscriber.profiles.prefetch_related("topics", "papers__paper")
+    profiles = subscriber.profiles.select_related("library").prefetch_related(
+        "topics", "papers__paper"
+    )
     return {
         "email": subscriber.email,
         "status": subscriber.status,
@@ -296,12 +392,15 @@ def export_data(subscriber: Subscriber) -> dict[str, Any]:
 
 
 def export_profile(profile: InterestProfile) -> dict[str, Any]:
+    library = getattr(profile, "library", None)
+
     def papers(opinion: int) -> list[dict[str, Any]]:
         return [
             {
                 "as_given": p.ref,
                 "arxiv_id": p.arxiv_id or None,
                 "title": p.paper.title if p.paper else None,
+                "from_uploaded_library": p.library_id is not None,
             }
             for p in profile.papers.all()
             if p.opinion == opinion
@@ -317,6 +416,12 @@ def export_profile(profile: InterestProfile) -> dict[str, Any]:
         "disliked_papers": papers(ProfilePaper.DISLIKED),
         "followed_authors": profile.authors,
         "trending_weight": profile.trending_weight,
+        "uploaded_library": library
+        and {
+            "file": library.filename,
+            "uploaded_at": library.uploaded_at.isoformat(),
+            "references": library.entries,
+        },
     }
 
 
@@ -330,7 +435,8 @@ def delivery_events(subscriber: Subscriber) -> QuerySet[DeliveryEvent]:
 def erase(subscriber: Subscriber) -> None:
     """Delete the subscriber and everything personal. Digests and delivery events stay as
     anonymous counts (no subscriber, no address); consent records, interest profiles (with
-    their liked papers and followed authors), clicks and feedback go with the row."""
+    their liked papers, followed authors and uploaded libraries), clicks and feedback go with
+    the row."""
     Subscriber.objects.filter(pk=subscriber.pk).stop_mail(Status.UNSUBSCRIBED)
     delivery_events(subscriber).update(recipient="", mta_response="", description="")
     subscriber.delete()

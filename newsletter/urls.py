@@ -9,6 +9,7 @@ urlpatterns = [
     path("manage/<str:token>/export/", views.export, name="export"),
     path("manage/<str:token>/delete/", views.erase, name="erase"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    path("feed/<str:token>/", views.feed, name="feed"),
     # A digest's page, and under it its papers' links: one signed token per digest (emails.py
     # builds these paths by hand, after reversing "digest_view").
     path("digest/<str:token>/", digest_views.digest_view, name="digest_view"),

@@ -14,9 +14,9 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from newsletter import emails, subscriptions, tasks
+from newsletter import digests, emails, feeds, subscriptions, tasks
 from newsletter.forms import ManageForm, ResubscribeForm, SignupForm
-from newsletter.models import Subscriber
+from newsletter.models import Digest, InterestProfile, Subscriber
 from papers.views import latest_trending_page
 
 HOME_PAGE_SECONDS = 3600
@@ -51,7 +51,7 @@ TOO_MANY = {
 
 @require_http_methods(["GET", "HEAD", "POST"])
 def home(request: HttpRequest) -> HttpResponse:
-    form = SignupForm(request.POST or None)
+    form = SignupForm(request.POST or None, request.FILES or None)
     status = 200
     if request.method == "POST":
         ip, user_agent = client(request)
@@ -132,12 +132,37 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
+STOPPED_BECAUSE: dict[str, str] = {
+    Subscriber.Status.PAUSED: "Paused: no digests until you resume them below.",
+    Subscriber.Status.UNSUBSCRIBED: "Stopped: you unsubscribed, so no digests are sent.",
+    Subscriber.Status.BOUNCED: "Stopped: your mail server refused our digests (they bounced), "
+    "so we stopped sending to protect your address. Sign up again once it accepts mail.",
+    Subscriber.Status.COMPLAINED: "Stopped: a digest was reported as spam from this address, "
+    "so we send nothing more. Sign up again if that was a mistake.",
+    Subscriber.Status.PENDING: "Waiting for you to confirm: open the link in our first email.",
+}
+
+
+def chosen_profile(profiles: list[InterestProfile], slot: str | None) -> InterestProfile:
+    """The profile ``?profile=<slot>`` names, else the first."""
+    return next((p for p in profiles if str(p.slot) == slot), profiles[0])
+
+
 @require_http_methods(["GET", "HEAD", "POST"])
 def manage(request: HttpRequest, token: str) -> HttpResponse:
-    """The reader's page. Every POST that succeeds redirects back here (post/redirect/get),
-    so a reload never repeats it; one with errors answers the form with them."""
+    """The reader's page: their state, their profiles (one edited at a time, ``?profile=<slot>``),
+    the schedule, what their next digest would contain, their feed. Every POST that succeeds
+    redirects back here (post/redirect/get), so a reload never repeats it; one with errors
+    answers the form with them."""
     subscriber = subscriber_from(token, "manage")
-    form = ManageForm.for_subscriber(subscriber)
+    profiles = list(
+        subscriber.profiles.select_related("library").prefetch_related("topics", "papers")
+    )
+    if not profiles:  # every subscriber has one; a row from before profiles gets it here
+        profiles = [InterestProfile.objects.create(subscriber=subscriber, slot=1)]
+    profile = chosen_profile(profiles, request.POST.get("profile") or request.GET.get("profile"))
+    here = request.path if profile == profiles[0] else f"{request.path}?profile={profile.slot}"
+    form = ManageForm.for_subscriber(subscriber, profile)
     resubscribe = ResubscribeForm()
     if request.method == "POST":
         action = request.POST.get("action", "save")
@@ -154,6 +179,10 @@ def manage(request: HttpRequest, token: str) -> HttpResponse:
             else:
                 messages.info(request, "You were already unsubscribed.")
             return redirect(request.path)
+        elif action == "reset_feed":
+            subscriptions.reset_feed(subscriber)
+            messages.success(request, "Your feed has a new address; the old one no longer works.")
+            return redirect(f"{here}#feed")
         elif left:  # a page left open from before: nothing to pause or save now
             messages.info(request, "You're unsubscribed; resubscribe first.")
             return redirect(request.path)
@@ -165,15 +194,89 @@ def manage(request: HttpRequest, token: str) -> HttpResponse:
             subscriptions.resume(subscriber)
             messages.success(request, "Resumed. Your next digest is scheduled.")
             return redirect(request.path)
+        elif action == "add_profile":
+            name = " ".join(request.POST.get("new_profile", "").split())[:60]
+            added = subscriptions.add_profile(subscriber, name or "New profile")
+            if added is None:
+                messages.info(request, "You have five profiles, the most there can be.")
+                return redirect(here)
+            messages.success(request, f"Added “{added.name}”. Say what it is about below.")
+            return redirect(f"{request.path}?profile={added.slot}")
+        elif action == "delete_profile":
+            if subscriptions.delete_profile(profile):
+                messages.success(request, f"Deleted the profile “{profile.name}”.")
+            else:
+                messages.info(request, "Your last profile can't be deleted; change it instead.")
+            return redirect(request.path)
+        elif action == "follow_authors":
+            followed = subscriptions.follow_authors(profile, request.POST.getlist("follow"))
+            if followed:
+                messages.success(request, f"Now following {', '.join(followed)}.")
+            return redirect(here)
+        elif action == "remove_library":
+            if subscriptions.remove_library(profile):
+                messages.success(request, "Removed your library and the papers it liked.")
+            return redirect(here)
         else:
-            form = ManageForm(request.POST)
+            form = ManageForm(request.POST, request.FILES, profile=profile)
             if form.is_valid():
-                subscriptions.apply_preferences(subscriber, form.cleaned_data)
-                messages.success(request, "Saved. Your next digest will follow these preferences.")
-                return redirect(request.path)
-    context = {"subscriber": subscriber, "form": form, "resubscribe": resubscribe, "token": token}
+                subscriptions.apply_preferences(subscriber, form.cleaned_data, profile)
+                library = form.cleaned_data.get("library")
+                said = f" From your library: {library.summary()}" if library else ""
+                messages.success(
+                    request, f"Saved. Your next digest will follow these preferences.{said}"
+                )
+                return redirect(here)
     failed = form.errors or resubscribe.errors
+    context = {
+        "subscriber": subscriber,
+        "form": form,
+        "resubscribe": resubscribe,
+        "token": token,
+        "profiles": profiles,
+        "profile": profile,
+        "can_add": len(profiles) < InterestProfile.MAX_PER_SUBSCRIBER,
+        "library": getattr(profile, "library", None),
+        "library_papers": sum(1 for p in profile.papers.all() if p.library_id),
+        "suggested_authors": subscriptions.suggested_authors(profile),
+        "stopped_because": STOPPED_BECAUSE.get(subscriber.status, ""),
+        "last_digest": last_digest(subscriber),
+        "feed_url": emails.feed_url(subscriber),
+        # What the next digest would contain, by the code that composes it; not after a
+        # failed save (the page shows the mistakes, and the preview would show the old state).
+        "preview": None if failed else next_digest_preview(subscriber),
+    }
     return render(request, "newsletter/manage.html", context, status=400 if failed else 200)
+
+
+def last_digest(subscriber: Subscriber) -> dict[str, Any] | None:
+    """The last digest sent: when, and its page."""
+    digest = (
+        Digest.objects.filter(subscriber=subscriber, status=Digest.Status.SENT)
+        .order_by("-sent_at")
+        .first()
+    )
+    if digest is None:
+        return None
+    return {"sent_at": digest.sent_at, "url": emails.digest_url(digest)}
+
+
+def next_digest_preview(subscriber: Subscriber) -> dict[str, Any] | None:
+    """The sections, papers and header line of the subscriber's next digest, as it would be
+    composed now (``digests.preview``, the admin's preview and the real digest's code)."""
+    if subscriber.status in Subscriber.STOPPED:
+        return None
+
+    def sections(digest: Digest) -> dict[str, Any]:
+        context = emails.digest_context(digest, preview=True)
+        return {
+            "header": context["header"],
+            "sections": context["sections"],
+            "nothing_matched": emails.nothing_matched(digest),
+            "empty": not context["items"],
+        }
+
+    return digests.preview(subscriber, sections)
 
 
 def export(request: HttpRequest, token: str) -> HttpResponse:
@@ -197,6 +300,15 @@ def erase(request: HttpRequest, token: str) -> HttpResponse:
         )
     subscriptions.erase(subscriber)
     return message(request, "Deleted", "Your data is gone. Thanks for reading Paperboy.")
+
+
+def feed(request: HttpRequest, token: str) -> HttpResponse:
+    """The reader's private Atom feed of their digests' picks; 404 for a tampered token or one
+    the reader has reset."""
+    subscriber = emails.feed_subscriber(token)
+    if subscriber is None:
+        raise Http404("This feed does not exist, or its address was reset.")
+    return feeds.DigestFeed()(request, subscriber=subscriber)
 
 
 @csrf_exempt  # RFC 8058: the mail client posts with no cookies and no CSRF token

@@ -165,6 +165,7 @@ class Paper(models.Model):
             "pdf": self.pdf_url,
             "code": self.github_repo,
             "daily": self.daily_papers_url,
+            "project": self.project_page,
         }
 
     @classmethod

@@ -8,6 +8,7 @@ import sys
 import pytest
 from django.conf import settings
 
+from devtools import bench
 from tests.conftest import ROOT, worker_environment
 
 pytestmark = pytest.mark.integration
@@ -64,3 +65,5 @@ def test_bench_digests_sends_every_digest_and_reports_its_figures_as_json(
     assert 0 < figures["ndcg_at_10"] <= 1
     assert figures["worker_peak_rss_mb"] > 0
     assert figures["worker_cpu_ms_per_digest"] > 0
+    assert figures["goals"].keys() == bench.GOALS.keys()  # a verdict for each goal
+    assert figures["embedding_model"] is None  # none set here: the RSS goal's condition

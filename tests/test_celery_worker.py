@@ -1,8 +1,5 @@
 """Ingestion through a real Celery worker process on Redis, against PostgreSQL."""
 
-import signal
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -12,10 +9,11 @@ from django.conf import settings
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
+from devtools import harness
 from papers.importing import last_announcement
 from papers.models import ImportRun, Paper
 from papers.tasks import import_daily_papers
-from tests.conftest import ROOT, worker_environment
+from tests.conftest import worker_environment
 from tests.factories import Request, hf_item, hf_json, http_server
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -69,36 +67,23 @@ def arxiv_feed(monkeypatch):  # type: ignore[no-untyped-def]
 def test_beat_schedules_the_arxiv_import_and_a_worker_runs_it(
     arxiv_feed, daily_papers_api, celery_worker, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    env = worker_environment(settings.CELERY_BROKER_URL)
-    with (tmp_path / "beat.log").open("w") as log:
-        beat = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "beat",
-                "--loglevel=INFO",
-                f"--pidfile={tmp_path / 'beat.pid'}",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    beat_log = tmp_path / "beat.log"
+    beat = harness.beat(
+        "beat",
+        worker_environment(settings.CELERY_BROKER_URL),
+        tmp_path / "beat.log",
+        f"--scheduler={settings.CELERY_BEAT_SCHEDULER}",  # the entries in the database
+    )
+    beat.start(ready=None)
     try:
         # Beat queues a check as it starts, then its entry every 10 s here: the first imports
         # the announcement, the next find it imported and ask arXiv nothing.
         deadline = time.monotonic() + 90
-        while beat_log.read_text().count("Sending due task import-arxiv") < 2:
-            assert time.monotonic() < deadline, beat_log.read_text()[-3000:]
+        while beat.log.read_text().count("Sending due task import-arxiv") < 2:
+            assert time.monotonic() < deadline, beat.log_tail()
             time.sleep(0.5)
         time.sleep(2)  # the worker runs that check
     finally:
-        beat.send_signal(signal.SIGTERM)
-        beat.wait(timeout=30)
+        beat.stop()
 
     entry = PeriodicTask.objects.get(name="import-arxiv")
     assert entry.task == "papers.tasks.import_arxiv" and entry.interval is not None

@@ -174,8 +174,8 @@ def test_unconfirmed_signups_are_purged_after_the_configured_days(client: Client
 
 
 def submitted(page: bytes) -> dict[str, list[str]]:
-    """What a browser posts for the first form of ``page`` with nothing changed."""
-    form = BeautifulSoup(page, "html.parser").find("form")
+    """What a browser posts for the profile form of ``page`` with nothing changed."""
+    form = BeautifulSoup(page, "html.parser").find("form", id="profile-form")
     assert isinstance(form, Tag)
     data: dict[str, list[str]] = {}
     for field in form.find_all(["input", "textarea", "select"]):
@@ -251,7 +251,9 @@ def test_the_confirmed_and_manage_pages_give_the_next_digest_in_the_readers_zone
     assert f"{local:%A} {local.day} {local:%B} at 08:00 (Asia/Tokyo time)" in page
     assert "UTC" not in BeautifulSoup(page, "html.parser").main.get_text()  # type: ignore[union-attr]
     manage = client.get(emails.manage_url(reader)).content.decode()
-    assert f"next digest {local:%a} {local.day} {local:%b}, 08:00 (Asia/Tokyo)" in manage
+    shown = BeautifulSoup(manage, "html.parser").find(id="next-digest")
+    assert shown is not None
+    assert shown.get_text() == f"{local:%A} {local.day} {local:%B}, 08:00 (Asia/Tokyo time)"
 
 
 def test_every_manage_post_redirects_back_with_its_notice(client: Client) -> None:

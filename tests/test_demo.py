@@ -117,10 +117,12 @@ def test_make_demo_serves_digests_with_real_links_and_stops_on_ctrl_c_within_ten
         text = "\n".join(digests.values())
         links = re.findall(r"https?://\S+", text)
         assert links and all(link.startswith(f"http://localhost:{port}/") for link in links)
-        kinds = dict(re.findall(r"^ +(PDF|Code|Daily Papers): (\S+)$", text, re.M))
+        kinds = dict(
+            re.findall(r"^ +(PDF|Code|Hugging Face)(?: \([\d,]+ stars?\))?: (\S+)$", text, re.M)
+        )
         assert re.fullmatch(r"https://arxiv.org/pdf/\d{4}\.\d{4,5}", where_it_leads(kinds["PDF"]))
         assert where_it_leads(kinds["Code"]).startswith("https://github.com/")
-        assert where_it_leads(kinds["Daily Papers"]).startswith("https://huggingface.co/papers/")
+        assert where_it_leads(kinds["Hugging Face"]).startswith("https://huggingface.co/papers/")
         assert re.search(r"· \d+ upvotes", digests["llm@demo.paperboy"])
 
         os.killpg(demo.pid, signal.SIGINT)  # what Ctrl-C in its terminal does

@@ -1,18 +1,23 @@
 import json
+from pathlib import Path
 
 import pytest
 from django.apps import apps
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
 
 from newsletter import emails
 from newsletter.digests import claim_due_subscribers, compose_chunk, send_queued
+from newsletter.forms import clean_library
 from newsletter.models import Click, ConsentRecord, DeliveryEvent, Digest, Feedback
+from newsletter.subscriptions import set_library
 from papers.models import Paper, Topic
-from tests.factories import active_subscriber
+from tests.factories import active_subscriber, add_profile
 
 pytestmark = pytest.mark.django_db
 EMAIL, IP, AGENT = "ada@example.org", "203.0.113.9", "Mozilla/5.0 (Ada's laptop)"
+LIBRARY = Path(__file__).parent / "fixtures" / "library" / "zotero.bib"
 
 
 @pytest.fixture
@@ -37,6 +42,10 @@ def reader():  # type: ignore[no-untyped-def]
         authors=["Ada Lovelace"],
         topics=Topic.objects.filter(slug="graph-neural-networks"),
     )
+    reading = add_profile(reader, name="Reading group", authors=["Eric Zelikman"])
+    upload = clean_library(SimpleUploadedFile("my library.bib", LIBRARY.read_bytes()))
+    assert upload is not None
+    set_library(reading, upload)
     ConsentRecord.objects.create(
         subscriber=reader, kind="signup", ip=IP, user_agent=AGENT, consent_version="v1"
     )
@@ -64,26 +73,79 @@ def test_the_export_holds_everything_about_the_subscriber(client: Client, reader
     assert response["Content-Disposition"].startswith("attachment")
     data = json.loads(response.content)
     assert data["email"] == EMAIL and data["status"] == "active"
-    assert data["profiles"] == [
-        {
-            "name": "My interests",
-            "what_you_work_on": "Message passing on large graphs.",
-            "topics": ["Graph neural networks"],
-            "keywords": ["graph neural networks"],
-            "excluded_keywords": ["medical"],
-            "liked_papers": [
-                {
-                    "as_given": "https://arxiv.org/abs/2401.00002v1",
-                    "arxiv_id": "2401.00002",
-                    "title": "Message passing explained",
+    assert (
+        data["profiles"]
+        == [
+            {
+                "name": "My interests",
+                "what_you_work_on": "Message passing on large graphs.",
+                "topics": ["Graph neural networks"],
+                "keywords": ["graph neural networks"],
+                "excluded_keywords": ["medical"],
+                "liked_papers": [
+                    {
+                        "as_given": "https://arxiv.org/abs/2401.00002v1",
+                        "arxiv_id": "2401.00002",
+                        "title": "Message passing explained",
+                        "from_uploaded_library": False,
+                    },
+                    {
+                        "as_given": "2512.99999",
+                        "arxiv_id": "2512.99999",
+                        "title": None,
+                        "from_uploaded_library": False,
+                    },
+                ],
+                "disliked_papers": [],
+                "followed_authors": ["Ada Lovelace"],
+                "trending_weight": 0.2,
+                "uploaded_library": None,
+            },
+            {
+                "name": "Reading group",
+                "what_you_work_on": "",
+                "topics": [],
+                "keywords": [],
+                "excluded_keywords": [],
+                "liked_papers": [
+                    {
+                        "as_given": f"arXiv:{arxiv_id}",
+                        "arxiv_id": arxiv_id,
+                        "title": None,
+                        "from_uploaded_library": True,
+                    }
+                    for arxiv_id in ("2403.09629", "1706.03762", "2203.14465")  # newest first
+                ],
+                "disliked_papers": [],
+                "followed_authors": ["Eric Zelikman"],
+                "trending_weight": 0.2,
+                "uploaded_library": {
+                    "file": "my library.bib",
+                    "uploaded_at": data["profiles"][1]["uploaded_library"]["uploaded_at"],
+                    "references": [
+                        {
+                            "title": "Attention Is All You Need",
+                            "authors": [
+                                "Ashish Vaswani",
+                                "Noam Shazeer",
+                                "Niki Parmar",
+                                "Jakob Uszkoreit",
+                                "Llion Jones",
+                                "Aidan N. Gomez",
+                                "Lukasz Kaiser",
+                                "Illia Polosukhin",
+                            ],
+                            "year": "2023",
+                            "arxiv_id": "1706.03762",
+                            "doi": "10.48550/arXiv.1706.03762",
+                        },
+                        *data["profiles"][1]["uploaded_library"]["references"][1:],
+                    ],
                 },
-                {"as_given": "2512.99999", "arxiv_id": "2512.99999", "title": None},
-            ],
-            "disliked_papers": [],
-            "followed_authors": ["Ada Lovelace"],
-            "trending_weight": 0.2,
-        }
-    ]
+            },
+        ]
+    )
+    assert len(data["profiles"][1]["uploaded_library"]["references"]) == 4
     assert data["schedule"]["timezone"] == "UTC"
     assert [(c["kind"], c["ip"], c["user_agent"]) for c in data["consent_records"]] == [
         ("signup", IP, AGENT)
@@ -106,6 +168,9 @@ def test_erasure_leaves_no_personal_data_in_any_table(client: Client, reader) ->
         for row in model._default_manager.all().values():
             text = json.dumps(row, default=str)
             assert EMAIL not in text and IP not in text and AGENT not in text, model
+            # The profiles went, and with them the uploaded library and the authors followed.
+            for personal in ("Reading group", "Zelikman", "AlphaFold", "my library.bib"):
+                assert personal not in text, model
     digest = Digest.objects.get()  # the anonymous count remains
     assert digest.subscriber is None and digest.status == "sent"
     assert DeliveryEvent.objects.get().event_type == "delivered"  # counted, anonymously

@@ -163,6 +163,8 @@ def field_values(name: str, topic_ids: list[str]) -> st.SearchStrategy[Any]:
         ),
         "authors": st.sampled_from(["", "Song Han", "Ada Lovelace; Alan Turing"]),
         "excluded_keywords": st.sampled_from(["", "medical", "crypto, blockchain"]),
+        "library": st.just(""),  # a file field: a posted text is no upload
+        "trending_weight": st.sampled_from(["", "0.0", "0.2", "0.8"]),
         "frequency": st.sampled_from(["daily", "weekly"]),
         "weekday": st.sampled_from([str(d) for d in range(7)]),
         "send_hour": st.sampled_from([str(h) for h in range(24)]),

@@ -1,15 +1,20 @@
-"""Every way mail stops (the unsubscribe link, a provider's bounce, complaint or unsubscribe,
-erasure) goes through ``SubscriberQuerySet.stop_mail``: the reader is stopped at once and the
-digests already composed for them are cancelled, not left for the send to find."""
+"""Every way mail stops (the unsubscribe link and page, the manage page, a provider's bounce,
+complaint or unsubscribe, soft bounces in a row, erasure) goes through
+``SubscriberQuerySet.stop_mail``: the reader is stopped at once and the digests already composed
+for them are cancelled, not left for the send to find."""
 
+import re
 from collections.abc import Callable
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
+from django.urls import reverse
 
-from newsletter import emails, subscriptions, tracking
+from newsletter import emails, tracking
 from newsletter.models import DeliveryEvent, Digest, Subscriber
 from tests.factories import active_subscriber
+from tests.test_admin import form_fields
 
 pytestmark = pytest.mark.django_db
 Status = Subscriber.Status
@@ -23,29 +28,68 @@ def one_click(reader: Subscriber) -> None:
     assert response.status_code == 200
 
 
-def provider(event_type: str) -> Callable[[Subscriber], None]:
+def press_the_button(url: str, **fields: str) -> None:
+    """Open the page at ``url`` and submit its form as a browser would (CSRF token included)."""
+    client = Client(enforce_csrf_checks=True)
+    path = url.removeprefix("http://localhost:8000")
+    page = client.get(path).content.decode()
+    token = re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[0]
+    response = client.post(path, {"csrfmiddlewaretoken": token, **fields})
+    assert response.status_code in (200, 302)
+
+
+def unsubscribe_page(reader: Subscriber) -> None:
+    press_the_button(emails.unsubscribe_url(reader))
+
+
+def manage_page(reader: Subscriber) -> None:
+    press_the_button(emails.manage_url(reader), action="unsubscribe")
+
+
+def provider(event_type: str, soft: bool = False, times: int = 1) -> Callable[[Subscriber], None]:
     def report(reader: Subscriber) -> None:
-        sent = Digest.objects.create(subscriber=reader, period="2026-01-01", status="sent")
-        event = DeliveryEvent.objects.create(
-            provider="postmark", event_key=event_type, event_type=event_type, digest=sent
-        )
-        tracking.apply_event(event.pk)
+        for n in range(times):
+            sent = Digest.objects.create(
+                subscriber=reader, period=f"2025-12-{n + 1}", status="sent"
+            )
+            event = DeliveryEvent.objects.create(
+                provider="postmark",
+                event_key=f"{event_type}-{n}",
+                event_type=event_type,
+                soft=soft,
+                digest=sent,
+            )
+            tracking.apply_event(event.pk)
 
     return report
 
 
+def staff_in_the_admin(reader: Subscriber) -> None:
+    client = Client()
+    client.force_login(User.objects.create_superuser("staff", "staff@example.org", "pw"))
+    url = reverse("admin:newsletter_subscriber_change", args=[reader.pk])
+    data = form_fields(client.get(url).content)
+    data["status"] = Status.UNSUBSCRIBED
+    assert client.post(url, data).status_code == 302
+
+
 WAYS = {
     "one-click unsubscribe": (one_click, Status.UNSUBSCRIBED),
+    "unsubscribe page": (unsubscribe_page, Status.UNSUBSCRIBED),
+    "manage page": (manage_page, Status.UNSUBSCRIBED),
     "hard bounce": (provider("bounced"), Status.BOUNCED),
+    "soft bounces in a row": (provider("bounced", soft=True, times=3), Status.BOUNCED),
     "complaint": (provider("complained"), Status.COMPLAINED),
     "provider unsubscribe": (provider("unsubscribed"), Status.UNSUBSCRIBED),
+    "staff in the admin": (staff_in_the_admin, Status.UNSUBSCRIBED),
 }
 
 
 @pytest.mark.parametrize("way", WAYS)
 def test_each_way_of_stopping_mail_stops_the_reader_and_cancels_their_queued_digest(
-    way: str,
-) -> None:
+    way: str, settings
+) -> None:  # type: ignore[no-untyped-def]
+    settings.NEWSLETTER_SOFT_BOUNCE_LIMIT = 3
     stop, status = WAYS[way]
     reader = active_subscriber("ada@example.org", ["graph neural networks"])
     queued = Digest.objects.create(subscriber=reader, period="2026-01-02", status="queued")
@@ -62,10 +106,27 @@ def test_erasure_cancels_the_queued_digests_it_leaves_as_anonymous_counts() -> N
     reader = active_subscriber("ada@example.org", ["graph neural networks"])
     queued = Digest.objects.create(subscriber=reader, period="2026-01-02", status="queued")
 
-    subscriptions.erase(reader)
+    press_the_button(reverse("erase", args=[emails.sign(reader.pk, "manage")]))
 
+    assert not Subscriber.objects.exists()
     queued.refresh_from_db()
     assert queued.subscriber is None and queued.status == "cancelled"
+
+
+def test_deleting_a_reader_in_the_admin_is_an_erasure(admin_client) -> None:  # type: ignore[no-untyped-def]
+    reader = active_subscriber("ada@example.org", ["graph neural networks"])
+    queued = Digest.objects.create(subscriber=reader, period="2026-01-02", status="queued")
+    bounce = DeliveryEvent.objects.create(
+        provider="postmark", event_key="b", event_type="bounced", recipient="ada@example.org"
+    )
+    url = reverse("admin:newsletter_subscriber_delete", args=[reader.pk])
+
+    assert admin_client.post(url, {"post": "yes"}).status_code == 302
+
+    assert not Subscriber.objects.exists()
+    queued.refresh_from_db()
+    bounce.refresh_from_db()
+    assert queued.status == "cancelled" and bounce.recipient == ""
 
 
 def test_a_complaint_overrides_an_unsubscribe_but_nothing_else_overrides_a_stop() -> None:

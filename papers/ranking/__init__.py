@@ -15,7 +15,14 @@ Two scores live here:
 from papers.ranking.profiles import Interests, profile_matrix
 from papers.ranking.reasons import Reason, Signal
 from papers.ranking.relevance import FLOOR
-from papers.ranking.selection import DIVERSITY, Pick, Section, rank_catalogue, rank_chunk
+from papers.ranking.selection import (
+    DIVERSITY,
+    Pick,
+    Picks,
+    Section,
+    rank_catalogue,
+    rank_chunk,
+)
 from papers.ranking.text import PaperText
 from papers.ranking.trending import trending_score
 from papers.ranking.vectors import Candidates, Model, fit_model
@@ -28,6 +35,7 @@ __all__ = [
     "Model",
     "PaperText",
     "Pick",
+    "Picks",
     "Reason",
     "Section",
     "Signal",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from enum import StrEnum
 from functools import partial
@@ -41,6 +41,17 @@ class Pick(NamedTuple):
 # A pick from a (key, score, relevance, reason, section) tuple without running Python code: a
 # chunk makes thousands of them.
 _new_pick = partial(tuple.__new__, Pick)
+NOTHING = np.zeros(0, dtype=np.int64)
+
+
+class Picks(list[Pick]):
+    """One subscriber's picks, best first, and ``matched``: the keys of every candidate that
+    matched their interests (above the floor, not seen, liked, disliked or excluded, or by a
+    followed author), picked or not: what "7 of 143 new papers matched" counts."""
+
+    def __init__(self, picks: Iterable[Pick] = (), matched: np.ndarray = NOTHING) -> None:
+        super().__init__(picks)
+        self.matched = matched
 
 
 def rank_chunk(
@@ -49,7 +60,7 @@ def rank_chunk(
     interests_list: Sequence[Interests],
     floor: float = FLOOR,
     diversity: float = DIVERSITY,
-) -> list[list[Pick]]:
+) -> list[Picks]:
     """Pick each subscriber's next digest among ``candidates``: one list of picks each.
 
     A paper is never picked when its key is in ``seen``, it was liked or disliked, it contains
@@ -68,7 +79,7 @@ def rank_chunk(
     if not interests_list:
         return []
     if not candidates:
-        return [[] for _ in interests_list]
+        return [Picks() for _ in interests_list]
     scored = score_chunk(model, candidates, interests_list, floor)
     by_authors = _by_followed_authors(scored, interests_list)
     n_subs = len(interests_list)
@@ -109,9 +120,16 @@ def rank_chunk(
         trend_led,
         interests_list,
     )
-    for row, picks in by_authors.items():
-        matches[row][:0] = picks
-    return matches
+    keys = scored.candidates.keys
+    ends = starts + counts
+    result = []
+    for row, picks in enumerate(matches):
+        authors = by_authors.get(row, [])
+        matched = keys[index[starts[row] : ends[row]]]
+        if authors:
+            matched = np.concatenate([matched, [p.key for p in authors]])
+        result.append(Picks([*authors, *picks], matched))
+    return result
 
 
 def _by_followed_authors(

@@ -107,7 +107,7 @@ class Command(BaseCommand):
             f"{figures['subscribers']} subscribers x {figures['papers']} papers, chunks of "
             f"{figures['chunk']}, {figures['workers']} worker processes ({figures['mode']}), "
             f"{figures['cores']} cores, {figures['ram_mb']} MB RAM, Python {figures['python']}, "
-            f"{figures['database']}"
+            f"{figures['database']}, embedding model: {figures['embedding_model'] or 'none'}"
         )
         goals = figures["goals"]
         for key, label, fmt in ROWS:

@@ -9,6 +9,7 @@ from tqdm import tqdm
 from newsletter import digests
 from newsletter.models import Subscriber
 from papers.models import Paper
+from papers.ranking import Section
 
 
 class Command(BaseCommand):
@@ -54,7 +55,10 @@ class Command(BaseCommand):
         for subscriber in subscribers:
             picks = plans[subscriber.id]
             count = f"{len(picks)} paper{'' if len(picks) == 1 else 's'}"
-            nothing = "nothing passes the relevance floor, no digest"
-            self.stdout.write(f"{subscriber.email}: {count if picks else nothing}")
+            if not picks:
+                count = "nothing passes the relevance floor, no digest"
+            elif all(p.section == Section.TRENDING for p in picks):
+                count = f"nothing passes the relevance floor: {count} trending instead"
+            self.stdout.write(f"{subscriber.email}: {count}")
             for rank, pick in enumerate(picks, 1):
                 self.stdout.write(f"  {rank:>2}. {titles[pick.key][:80]}  ({pick.reason.text})")
