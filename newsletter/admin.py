@@ -176,6 +176,7 @@ class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
             queryset.filter(status=Subscriber.Status.PENDING).values_list("pk", flat=True)
         )
         for subscriber_id in pending:
+            subscriptions.owe_email(subscriber_id, "confirm")
             tasks.queue_subscription_email(subscriber_id, "confirm")
         self.message_user(request, f"Queued {len(pending)} confirmation email(s).")
 

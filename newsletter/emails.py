@@ -233,7 +233,7 @@ def nothing_matched(digest: Digest) -> bool:
     return bool(items) and all(i.section == Section.TRENDING for i in items)
 
 
-def digest_context(digest: Digest, preview: bool = False) -> dict[str, Any]:
+def digest_context(digest: Digest, preview: bool = False, shared: bool = False) -> dict[str, Any]:
     """What the digest templates show; ``digest.items`` should be prefetched with papers and
     profiles (``digests.TO_RENDER``).
 
@@ -242,6 +242,8 @@ def digest_context(digest: Digest, preview: bool = False) -> dict[str, Any]:
     and its "more/less like this" links (``<view_url><paper id>/more/`` and ``less/``); see
     ``newsletter/urls.py``. Signing every link instead cost more than rendering the email.
     A ``preview`` signs nothing: papers link to their own pages, the reader's links to NOWHERE.
+    The ``shared`` web page links papers to their own pages too and has no feedback links:
+    whoever it was forwarded to must not count as the reader's clicks or train their ranking.
 
     Items come in sections: followed authors' papers, then one per profile (named after it,
     in the profiles' order), or the trending papers when nothing matched; headings show when
@@ -260,9 +262,9 @@ def digest_context(digest: Digest, preview: bool = False) -> dict[str, Any]:
         item.authors_line = authors_line(paper.authors)  # type: ignore[attr-defined]
         item.excerpt = one_line(paper.ai_summary, paper.abstract)  # type: ignore[attr-defined]
         item.excerpt_text = indented(item.excerpt)  # type: ignore[attr-defined]
-        if preview:
+        if preview or shared:
             item.links = paper.digest_links()  # type: ignore[attr-defined]
-            item.more_url = item.less_url = NOWHERE  # type: ignore[attr-defined]
+            item.more_url = item.less_url = NOWHERE if preview else None  # type: ignore[attr-defined]
         else:
             under = f"{view_url}{paper.id}/"
             item.links = {  # type: ignore[attr-defined]
@@ -325,8 +327,9 @@ def digest_email(digest: Digest, preview: bool = False) -> EmailMultiAlternative
 
 def digest_page(digest: Digest) -> str:
     """The digest as the shareable web page ``/digest/<token>/`` shows it: whoever the reader
-    forwarded the link to gets the papers, not the reader's manage and unsubscribe links."""
+    forwarded the link to gets the papers, linked directly, not the reader's manage and
+    unsubscribe links nor their click-counting and feedback links."""
     assert digest.subscriber is not None
-    context = {**digest_context(digest), "manage_url": None, "unsubscribe_url": None}
+    context = {**digest_context(digest, shared=True), "manage_url": None, "unsubscribe_url": None}
     name = "nothing-matched" if nothing_matched(digest) else "digest"
     return render(f"{name}-body-html.html", email_context(digest.subscriber, context))

@@ -253,6 +253,29 @@ class ConsentRecord(models.Model):
         return f"{self.kind} at {self.at:%Y-%m-%d %H:%M}"
 
 
+class OwedEmail(models.Model):
+    """A subscription email ("confirm" or "manage-link") a request asked for and no worker has
+    sent yet. Written with the request's rows, so an email whose task never reached the broker
+    is still owed: the dispatch round queues it again (``subscriptions.owed_emails``). A worker
+    claims it with a lease before sending (``claimed_at``; a second delivery of the task finds
+    it claimed, or gone) and deletes it once sent."""
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="owed")
+    name = models.CharField(max_length=16)
+    owed_since = models.DateTimeField(default=timezone.now)
+    # A lease, not a lock: a claim older than a task may run is a lost worker's.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subscriber", "name"], name="owed_email_once")
+        ]
+        indexes = [models.Index(fields=["owed_since"], name="owed_email_since")]
+
+    def __str__(self) -> str:
+        return f"{self.name} owed since {self.owed_since:%Y-%m-%d %H:%M}"
+
+
 class DigestQuerySet(models.QuerySet["Digest", "Digest"]):
     """The digest's transitions (``Digest.transitions``; see ``Digest``), each one conditional
     UPDATE."""

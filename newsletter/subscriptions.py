@@ -24,8 +24,10 @@ from newsletter.models import (
     Digest,
     InterestProfile,
     Library,
+    OwedEmail,
     ProfilePaper,
     Subscriber,
+    lease_start,
     new_feed_key,
 )
 from papers.library import Entry, frequent_authors
@@ -228,31 +230,82 @@ def signup(data: dict[str, Any], ip: str | None, user_agent: str) -> tuple[int, 
 
 @transaction.atomic
 def record_signup(data: dict[str, Any], ip: str | None, user_agent: str) -> tuple[Subscriber, str]:
-    """The rows of a signup (see ``signup``), and which email it calls for."""
+    """The rows of a signup (see ``signup``), and which email it calls for, recorded as owed
+    with them: if its task never reaches the broker, a dispatch round queues it again."""
     subscriber = Subscriber.objects.select_for_update().with_address(data["email"]).first()
     if subscriber and subscriber.status in (Status.ACTIVE, Status.PAUSED):
+        owe_email(subscriber.pk, "manage-link")
         return subscriber, "manage-link"
     subscriber = subscriber or Subscriber(email=data["email"])
     subscriber.status = Status.PENDING
     subscriber.next_digest_at = None
     apply_preferences(subscriber, data)
     record_consent(subscriber, ConsentRecord.Kind.SIGNUP, ip, user_agent)
+    owe_email(subscriber.pk, "confirm")
     return subscriber, "confirm"
 
 
 # Which subscription email applies to which state: by the time a worker sends one, the reader
 # may have confirmed already, or left.
 EMAIL_WHILE = {"confirm": [Status.PENDING], "manage-link": [Status.ACTIVE, Status.PAUSED]}
+# An owed email no worker has claimed this long after it was asked for lost its task (the
+# broker was down, or a worker died): a dispatch round queues it again.
+OWED_EMAIL_GRACE = timedelta(minutes=2)
+
+
+def owe_email(subscriber_id: int, name: str) -> None:
+    """Record that the subscriber is owed the email ``name``. One already owed stays as it is:
+    the email on its way answers this request too."""
+    OwedEmail.objects.bulk_create(
+        [OwedEmail(subscriber_id=subscriber_id, name=name)], ignore_conflicts=True
+    )
+
+
+def owed_emails(now: datetime, limit: int) -> list[tuple[int, str]]:
+    """Owed emails whose task was lost, oldest first: (subscriber id, name) for ``send_email``."""
+    unclaimed = Q(claimed_at__isnull=True) | Q(claimed_at__lte=lease_start(now))
+    lost = OwedEmail.objects.filter(unclaimed, owed_since__lt=now - OWED_EMAIL_GRACE)
+    return list(lost.order_by("owed_since").values_list("subscriber_id", "name")[:limit])
 
 
 def send_email(subscriber_id: int, name: str) -> str:
-    """Send a subscription email, if it still applies; what was done (for logs and tests)."""
+    """Send a subscription email if it is owed and still applies; what was done (for logs and
+    tests). The owed row is claimed first, so a second delivery of the task, or a dispatch
+    round's, finds it claimed or gone and sends nothing; it is deleted once the server has
+    the email. A worker dying between the two leaves the claim to expire (``lease_start``)
+    and the email is sent again: for a confirmation, twice is better than never.
+    A send error releases the claim and is raised."""
+    now = timezone.now()
+    owed = OwedEmail.objects.filter(subscriber_id=subscriber_id, name=name)
+    unclaimed = Q(claimed_at__isnull=True) | Q(claimed_at__lte=lease_start(now))
+    if not owed.filter(unclaimed).update(claimed_at=now):
+        return "not owed"  # sent already, being sent, or its subscriber erased
+    mine = owed.filter(claimed_at=now)
     subscriber = Subscriber.objects.filter(pk=subscriber_id, status__in=EMAIL_WHILE[name]).first()
     if subscriber is None:
+        mine.delete()
         return "no longer applies"
     context = {"confirm_url": confirm_url(subscriber)} if name == "confirm" else {}
-    emails.build_email(name, subscriber, context, transactional=True).send()
+    try:
+        emails.build_email(name, subscriber, context, transactional=True).send()
+    except BaseException:
+        mine.update(claimed_at=None)
+        raise
+    mine.delete()
     return "sent"
+
+
+def postpone_email(subscriber_id: int, name: str, seconds: float) -> None:
+    """Keep an owed email claimed until its retry is due in ``seconds``, so that no dispatch
+    round queues it again meanwhile (the claim expires when the retry is due)."""
+    expires_at = timezone.now() + timedelta(seconds=seconds)
+    claimed_at = lease_start(expires_at)  # a claim made then expires then
+    OwedEmail.objects.filter(subscriber_id=subscriber_id, name=name).update(claimed_at=claimed_at)
+
+
+def forgive_email(subscriber_id: int, name: str) -> None:
+    """The email cannot be sent (the server refused the address for good): no one tries again."""
+    OwedEmail.objects.filter(subscriber_id=subscriber_id, name=name).delete()
 
 
 def record_consent(subscriber: Subscriber, kind: str, ip: str | None, user_agent: str) -> None:

@@ -44,6 +44,9 @@ def dispatch_digests() -> int:
         processed_at__isnull=True, received__lt=now - timedelta(minutes=2)
     ).values_list("id", flat=True)[: settings.DIGEST_CHUNK_SIZE]:
         apply_delivery_event.delay(event_id)
+    # So are confirmation and "manage" emails whose task was lost.
+    for subscriber_id, name in subscriptions.owed_emails(now, settings.DIGEST_CHUNK_SIZE):
+        send_subscription_email.delay(subscriber_id, name)
     return claimed
 
 
@@ -64,12 +67,13 @@ def delivery_event_received(
 
 
 def queue_subscription_email(subscriber_id: int, name: str) -> None:
-    """Hand a subscription email ("confirm" or "manage-link") to a worker, which retries while
-    the mail server or provider is down: the visitor's page never waits for it or fails with it.
-    """
+    """Hand a subscription email ("confirm" or "manage-link"), recorded as owed
+    (``subscriptions.owe_email``), to a worker, which retries while the mail server or provider
+    is down: the visitor's page never waits for it or fails with it."""
     try:
         send_subscription_email.delay(subscriber_id, name)
-    except OperationalError:  # the broker is down, and /healthz says so; signing up again
+    except OperationalError:  # the broker is down, and /healthz says so; the email stays owed
+        # and the first dispatch round after the broker is back queues it.
         logger.exception("Could not queue the %s email of subscriber %s", name, subscriber_id)
 
 
@@ -107,14 +111,21 @@ def send_queued_digests(self: Any, digest_ids: list[int]) -> dict[str, int]:
 
 @shared_task(bind=True, max_retries=settings.DIGEST_SEND_RETRIES)
 def send_subscription_email(self: Any, subscriber_id: int, name: str) -> str:
-    """A confirmation or "manage your subscription" email, out of the signup request: while
-    the mail server or provider is down it is retried with backoff, as digests are."""
+    """A confirmation or "manage your subscription" email, out of the signup request, sent
+    once however often the task is delivered (``subscriptions.send_email``): while the mail
+    server or provider is down it is retried with backoff, as digests are, and once the
+    retries run out the dispatch rounds start again."""
     try:
         return subscriptions.send_email(subscriber_id, name)
     except Exception as exc:
-        if not digests.classify(exc) or self.request.retries >= self.max_retries:
+        if not digests.classify(exc):
+            subscriptions.forgive_email(subscriber_id, name)
             raise
-        raise self.retry(countdown=backoff(self.request.retries), exc=exc) from exc
+        if self.request.retries >= self.max_retries:
+            raise
+        countdown = backoff(self.request.retries)
+        subscriptions.postpone_email(subscriber_id, name, countdown)
+        raise self.retry(countdown=countdown, exc=exc) from exc
 
 
 @shared_task

@@ -177,6 +177,25 @@ def test_the_shareable_web_view_carries_none_of_the_readers_controls(
             signing.loads(token, salt="newsletter.manage")
 
 
+def test_the_shareable_web_view_links_papers_directly_and_records_nothing_for_the_reader(
+    client, digest_message
+) -> None:  # type: ignore[no-untyped-def]
+    # Clicks on a forwarded page are not the reader's, and its visitors must not train the
+    # reader's ranking: no click-counting links and no "more/less like this" on the page.
+    link = digest_message.body.split("View in your browser: ")[1].split()[0]
+    page = client.get(link.removeprefix("http://localhost:8000")).content.decode()
+    paper = Paper.objects.get()
+    email_html = digest_message.alternatives[0][0]
+    tracked = rf"/digest/[^/\"]+/{paper.id}/\w+/"
+
+    for direct in (paper.abs_url, paper.pdf_url, paper.github_repo):
+        assert f'href="{direct}"' in page
+    assert not re.search(tracked, page) and "like this" not in page
+    # The email keeps them: the reader's own clicks and votes still count.
+    assert re.search(tracked, email_html) and re.search(tracked, digest_message.body)
+    assert "More like this" in email_html and f'href="{paper.abs_url}"' not in email_html
+
+
 @pytest.mark.parametrize("upvotes", [0, 1, 2])
 def test_a_papers_votes_are_said_once_and_in_the_right_number(mailoutbox, upvotes) -> None:  # type: ignore[no-untyped-def]
     Paper.objects.create(
