@@ -58,6 +58,12 @@ class Curve:
     silent: list[float] = field(default_factory=list)
     best_possible: list[float] = field(default_factory=list)
     per_reader: dict[str, list[float]] = field(default_factory=dict)  # the first order's
+    # The same three curves over each split's readers only ("tuning", "validation"): the
+    # ranking is tuned on the tuning split's readers, and the validation split says whether
+    # that generalises.
+    splits: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    best_per_reader: dict[str, list[float]] = field(default_factory=dict)
+    split_of: dict[str, str] = field(default_factory=dict)  # reader name -> split
 
 
 def simulate(
@@ -84,6 +90,13 @@ def simulate(
             fmean(values) for values in zip(*(getattr(c, attribute) for c in curves), strict=True)
         ]
 
+    splits = {}
+    for split in sorted(set(first.split_of.values())):
+        splits[split] = {
+            "precision": _split_mean(runs[True], split, "per_reader"),
+            "silent": _split_mean(runs[False], split, "per_reader"),
+            "best_possible": _split_mean(runs[True], split, "best_per_reader"),
+        }
     return Curve(
         size=size,
         readers=first.readers,
@@ -91,7 +104,20 @@ def simulate(
         silent=mean(runs[False], "precision"),
         best_possible=mean(runs[True], "best_possible"),
         per_reader=first.per_reader,
+        splits=splits,
+        split_of=first.split_of,
     )
+
+
+def _split_mean(curves: list[Curve], split: str, attribute: str) -> list[float]:
+    """Round by round, the mean over ``curves`` and over the readers of ``split``."""
+    rows = [
+        values
+        for curve in curves
+        for name, values in getattr(curve, attribute).items()
+        if curve.split_of[name] == split
+    ]
+    return [fmean(column) for column in zip(*rows, strict=True)]
 
 
 def _simulate(
@@ -120,6 +146,7 @@ def _simulate(
     topics = {t.slug: t for t in Topic.objects.all()}
     readers: dict[int, set[str]] = {}  # subscriber -> the papers relevant to them
     names: dict[int, str] = {}
+    splits: dict[str, str] = {}
     for n, profile in enumerate(profiles):
         subscriber = Subscriber.objects.create(
             email=f"simulated-{n}@readers.invalid",
@@ -130,9 +157,11 @@ def _simulate(
         interests.topics.set([topics[profile.start_topic]])
         readers[subscriber.id] = {title_key(t) for t in profile.relevant}
         names[subscriber.id] = profile.name
+        splits[profile.name] = profile.split
     client = Client(HTTP_HOST=urlsplit(settings.SITE_URL).hostname or "localhost")
     curve = Curve(size=size, readers=len(readers))
     per_reader: dict[int, list[float]] = {r: [] for r in readers}
+    best_per_reader: dict[int, list[float]] = {r: [] for r in readers}
     seen: dict[int, set[str]] = {r: set() for r in readers}
     keys: dict[int, str] = {}  # paper id -> its title key
     for day in range(days):
@@ -152,6 +181,7 @@ def _simulate(
             # What the day could offer: relevant papers of the window this reader has not had.
             offered = (listed & relevant) - seen[reader]
             best.append(min(len(offered), size) / size)
+            best_per_reader[reader].append(best[-1])
             digest = picked.get(reader)
             hits = 0
             if digest is not None:
@@ -167,4 +197,6 @@ def _simulate(
         curve.precision.append(fmean(p[-1] for p in per_reader.values()))
         curve.best_possible.append(fmean(best))
     curve.per_reader = {names[r]: values for r, values in per_reader.items()}
+    curve.best_per_reader = {names[r]: values for r, values in best_per_reader.items()}
+    curve.split_of = splits
     return curve

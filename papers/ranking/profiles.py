@@ -15,7 +15,7 @@ from papers.ranking.vectors import Model, Vector
 KEYWORD_WEIGHT = 1.0
 DESCRIPTION_WEIGHT = 1.0
 TOPIC_WEIGHT = 0.6
-LIKED_WEIGHT = 0.8
+LIKED_WEIGHT = 0.8  # of one liked paper; more weigh more (``liked_weight``)
 DISLIKED_WEIGHT = 0.6
 # From this many rated papers (liked, clicked, "more" or "less like this"), at least one
 # liked, a reader's rated papers are weighed by a model of their own (``feedback_model``).
@@ -173,7 +173,8 @@ def build_profiles(model: Model, interests_list: Sequence[Interests]) -> Profile
     shares[0] = KEYWORD_WEIGHT
     shares[1] = DESCRIPTION_WEIGHT
     shares[2] = TOPIC_WEIGHT
-    shares[3] = LIKED_WEIGHT / np.maximum(counts[3], 1)
+    liked_total = liked_weight(counts[3])
+    shares[3] = liked_total / np.maximum(counts[3], 1)
     shares[4] = -DISLIKED_WEIGHT / np.maximum(counts[4], 1)
     owner = np.repeat(np.tile(np.arange(n_subs), len(kinds)), counts.ravel())
     order = np.argsort(owner, kind="stable")
@@ -191,7 +192,9 @@ def build_profiles(model: Model, interests_list: Sequence[Interests]) -> Profile
         start = int(indptr[row] + stated[row])
         papers = indices[start : start + int(rated[row])]
         labels = np.repeat([1.0, -1.0], [counts[3, row], counts[4, row]])
-        values[start : start + len(papers)] = feedback_model(parts, papers, labels)
+        own = feedback_model(parts, papers, labels)
+        own[labels > 0] *= liked_total[row] / LIKED_WEIGHT
+        values[start : start + len(papers)] = own
     combination = sp.csr_matrix((values, indices, indptr), shape=(n_subs, len(parts.vectors)))
     return Profiles(
         combination,
@@ -203,6 +206,14 @@ def build_profiles(model: Model, interests_list: Sequence[Interests]) -> Profile
         liked_rows,
         set(learners.tolist()),
     )
+
+
+def liked_weight(count: np.ndarray) -> np.ndarray:
+    """The weight of a profile's liked papers together, by how many there are: LIKED_WEIGHT
+    for one, growing as the square root of their number. Every "more like this" is evidence
+    of what the reader wants, so the papers they keep liking come to outweigh the topic they
+    first ticked, while no single liked paper ever weighs more than the first did."""
+    return (LIKED_WEIGHT * np.sqrt(np.maximum(count, 1))).astype(np.float32)
 
 
 def feedback_model(parts: Components, papers: np.ndarray, labels: np.ndarray) -> np.ndarray:

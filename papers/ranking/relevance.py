@@ -62,7 +62,13 @@ def score_chunk(
     )
     relevance = np.asarray(combination @ similarities)
 
-    allowed = relevance >= floor
+    # The floor asks whether a paper is about what the reader wants (their interests and the
+    # papers they liked), not how far it is from what they disliked: "less like this" orders
+    # the matches and never pushes a match under the floor, or a reader who pressed it on
+    # every pick of a digest would find the papers they want cut from the next one.
+    against = combination.multiply(combination < 0).tocsr()
+    wanted = relevance - np.asarray(against @ similarities) if against.nnz else relevance
+    allowed = wanted >= floor
     counts = [len(i.seen) + len(i.liked) + len(i.disliked) for i in interests_list]
     never = chain.from_iterable(
         chain(i.seen, (p.key for p in chain(i.liked, i.disliked))) for i in interests_list

@@ -109,6 +109,10 @@ class Command(BaseCommand):
                         "precision": [round(p, 4) for p in curve.precision],
                         "silent": [round(p, 4) for p in curve.silent],
                         "best_possible": [round(p, 4) for p in curve.best_possible],
+                        "splits": {
+                            split: {k: [round(p, 4) for p in v] for k, v in curves.items()}
+                            for split, curves in curve.splits.items()
+                        },
                         "per_reader": curve.per_reader,
                     }
                 )
@@ -122,12 +126,26 @@ class Command(BaseCommand):
             f"({seeds} orders of the catalogue over {days} days, averaged; 'silent' is the same "
             "readers pressing nothing)"
         )
-        self.stdout.write(f"{'round':>5}  {'feedback':>9}  {'silent':>7}  {'best possible':>13}")
+        splits = list(curve.splits)
+        header = f"{'round':>5}  {'feedback':>9}  {'silent':>7}  {'best possible':>13}"
+        for split in splits:
+            header += f"  {split + ' fb':>14}  {'silent':>7}  {'best':>5}"
+        self.stdout.write(header)
         rounds = zip(curve.precision, curve.silent, curve.best_possible, strict=True)
         for n, (p, silent, best) in enumerate(rounds, 1):
-            self.stdout.write(f"{n:>5}  {p:>9.3f}  {silent:>7.3f}  {best:>13.3f}")
+            line = f"{n:>5}  {p:>9.3f}  {silent:>7.3f}  {best:>13.3f}"
+            for split in splits:
+                figures = curve.splits[split]
+                line += (
+                    f"  {figures['precision'][n - 1]:>14.3f}  {figures['silent'][n - 1]:>7.3f}"
+                    f"  {figures['best_possible'][n - 1]:>5.3f}"
+                )
+            self.stdout.write(line)
         if len(curve.precision) > 5:
-            gain = curve.precision[5] - curve.precision[0]
+            gains = [("all readers", curve.precision)]
+            gains += [(split, curve.splits[split]["precision"]) for split in splits]
             self.stdout.write(
-                f"after five rounds of feedback: {gain:+.3f} (goal >= +{GOALS['feedback gain']})"
+                "after five rounds of feedback: "
+                + ", ".join(f"{name} {p[5] - p[0]:+.3f}" for name, p in gains)
+                + f" (goal >= +{GOALS['feedback gain']})"
             )
