@@ -12,6 +12,7 @@ LINK_MAX_AGE = 60 * 60 * 24 * 180  # digest links keep working for half a year
 
 
 def digest_id(token: str) -> int:
+    """The digest the reader's click and feedback links name; or 404."""
     value = emails.signed_id(token, "digest", LINK_MAX_AGE)
     if value is None:
         raise Http404("This link is broken or has expired.")
@@ -19,8 +20,10 @@ def digest_id(token: str) -> int:
 
 
 def digest_view(request: HttpRequest, token: str) -> HttpResponse:
+    # The page's own token, or (emails sent before it had one) the reader's links' token.
+    pk = emails.signed_id(token, "digest-page", LINK_MAX_AGE) or digest_id(token)
     digest = (
-        Digest.objects.filter(pk=digest_id(token), subscriber__isnull=False)
+        Digest.objects.filter(pk=pk, subscriber__isnull=False)
         .select_related("subscriber")
         .prefetch_related(*digests.TO_RENDER)
         .first()

@@ -88,7 +88,14 @@ def manage_url(subscriber: Subscriber) -> str:
 
 
 def digest_url(digest: Digest) -> str:
-    """The digest's own page ("view in your browser")."""
+    """The digest's own page ("view in your browser"), the link readers forward. Its token
+    has a purpose of its own: whoever it is forwarded to cannot make the reader's click and
+    feedback links from it (``reader_links_url``)."""
+    return absolute(reverse("digest_view", args=[sign(digest.id, "digest-page")]))
+
+
+def reader_links_url(digest: Digest) -> str:
+    """What the digest's click and feedback links start with: only the email carries it."""
     return absolute(reverse("digest_view", args=[sign(digest.id, "digest")]))
 
 
@@ -237,10 +244,11 @@ def digest_context(digest: Digest, preview: bool = False, shared: bool = False) 
     """What the digest templates show; ``digest.items`` should be prefetched with papers and
     profiles (``digests.TO_RENDER``).
 
-    One signed token per digest: the digest's own page, and under it each paper's links
-    (``<view_url><paper id>/<link kind>/``, through the click redirect, which counts the click)
-    and its "more/less like this" links (``<view_url><paper id>/more/`` and ``less/``); see
-    ``newsletter/urls.py``. Signing every link instead cost more than rendering the email.
+    Two signed tokens per digest: the digest's own page (``view_url``), and the reader's
+    links, each paper's (``<reader_links_url><paper id>/<link kind>/``, through the click
+    redirect, which counts the click) and its "more/less like this" links
+    (``<reader_links_url><paper id>/more/`` and ``less/``); see ``newsletter/urls.py``.
+    Signing every link instead cost more than rendering the email.
     A ``preview`` signs nothing: papers link to their own pages, the reader's links to NOWHERE.
     The ``shared`` web page links papers to their own pages too and has no feedback links:
     whoever it was forwarded to must not count as the reader's clicks or train their ranking.
@@ -250,6 +258,7 @@ def digest_context(digest: Digest, preview: bool = False, shared: bool = False) 
     there is more than one section. What an item says comes from its reason as data.
     """
     view_url = NOWHERE if preview else digest_url(digest)
+    links_url = NOWHERE if preview or shared else reader_links_url(digest)
     grouped: dict[tuple[int, int], dict[str, Any]] = {}
     for item in digest.items.all():
         paper = item.paper
@@ -266,7 +275,7 @@ def digest_context(digest: Digest, preview: bool = False, shared: bool = False) 
             item.links = paper.digest_links()  # type: ignore[attr-defined]
             item.more_url = item.less_url = NOWHERE if preview else None  # type: ignore[attr-defined]
         else:
-            under = f"{view_url}{paper.id}/"
+            under = f"{links_url}{paper.id}/"
             item.links = {  # type: ignore[attr-defined]
                 kind: url and f"{under}{kind}/" for kind, url in paper.digest_links().items()
             }

@@ -10,8 +10,9 @@ urlpatterns = [
     path("manage/<str:token>/delete/", views.erase, name="erase"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
     path("feed/<str:token>/", views.feed, name="feed"),
-    # A digest's page, and under it its papers' links: one signed token per digest (emails.py
-    # builds these paths by hand, after reversing "digest_view").
+    # A digest's page, and its papers' links under the reader's own token for that digest
+    # (emails.py builds these paths by hand, after reversing "digest_view"); the page's own
+    # token, the one readers forward, opens the page only.
     path("digest/<str:token>/", digest_views.digest_view, name="digest_view"),
     path("digest/<str:token>/<id:paper_id>/more/", digest_views.feedback, {"vote": 1}),
     path("digest/<str:token>/<id:paper_id>/less/", digest_views.feedback, {"vote": -1}),

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from newsletter import emails
 from newsletter.digests import TO_RENDER, claim_due_subscribers, compose_chunk, send_queued
-from newsletter.models import Digest, DigestItem
+from newsletter.models import Click, Digest, DigestItem, Feedback
 from papers.models import Paper
 from papers.ranking import Pick, Reason, Section
 from papers.ranking.reasons import TRENDING_REASON, author_reason, keyword_reason
@@ -194,6 +194,27 @@ def test_the_shareable_web_view_links_papers_directly_and_records_nothing_for_th
     # The email keeps them: the reader's own clicks and votes still count.
     assert re.search(tracked, email_html) and re.search(tracked, digest_message.body)
     assert "More like this" in email_html and f'href="{paper.abs_url}"' not in email_html
+
+
+def test_the_forwarded_pages_token_opens_none_of_the_readers_links(client, digest_message) -> None:  # type: ignore[no-untyped-def]
+    # Whoever is given the page could type its paper and feedback URLs by hand: its token must
+    # not open them, while the email's own links keep working.
+    page_link = digest_message.body.split("View in your browser: ")[1].split()[0]
+    page_path = page_link.removeprefix("http://localhost:8000")
+    paper = Paper.objects.get()
+    more = digest_message.body.split("More like this: ")[1].split()[0]
+    email_links = more.removeprefix("http://localhost:8000").removesuffix(f"{paper.id}/more/")
+    assert email_links != page_path
+
+    browser = {"HTTP_USER_AGENT": "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36"}
+
+    for tail in ("more/", "less/", "main/", "abstract/"):
+        assert client.get(f"{page_path}{paper.id}/{tail}", **browser).status_code == 404
+    assert not Feedback.objects.exists() and not Click.objects.exists()
+    assert client.get(f"{email_links}{paper.id}/more/", **browser).status_code == 200
+    assert client.get(f"{email_links}{paper.id}/main/", **browser).status_code == 302
+    assert Feedback.objects.count() == 1 and Click.objects.count() == 1
+    assert client.get(email_links).status_code == 200  # the view links of earlier emails
 
 
 @pytest.mark.parametrize("upvotes", [0, 1, 2])
