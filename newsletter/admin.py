@@ -113,8 +113,28 @@ class InterestProfileInline(admin.StackedInline[InterestProfile, Subscriber]):
         return "\n".join(rows) or "—"
 
 
+# Fields that start, stop or schedule mail: written only over the row's current status.
+LIFECYCLE = ("status", "next_digest_at")
+SUBSCRIBER_FIELDS = {f.name for f in Subscriber._meta.concrete_fields}
+
+
+class SubscriberForm(forms.ModelForm[Subscriber]):
+    def clean_status(self) -> str:
+        status: str = self.cleaned_data["status"]
+        stopped = self.instance.pk and self.instance.status in Subscriber.STOPPED
+        if stopped and status not in Subscriber.STOPPED:
+            # Only the reader lifts a stop (resubscribing or confirming a new signup, with
+            # their consent recorded); a form loaded before they left must not undo it either.
+            raise forms.ValidationError(
+                f"This reader's mail is stopped ({self.instance.get_status_display().lower()});"
+                " only they can subscribe again."
+            )
+        return status
+
+
 @admin.register(Subscriber)
 class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
+    form = SubscriberForm
     list_display = ("email", "status", "frequency", "send_hour", "timezone", "next_digest_at")
     list_filter = ("status", "frequency", "profiles__topics")
     search_fields = ("email",)
@@ -142,15 +162,23 @@ class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
         ]
 
     def save_model(self, request: HttpRequest, obj: Subscriber, form: Any, change: bool) -> None:
-        # Staff stopping a reader's mail here stop it the one way mail stops (queued digests
-        # cancelled, the schedule dropped), as the reader's own unsubscribe does.
-        stopping = change and "status" in form.changed_data and obj.status in Subscriber.STOPPED
-        if stopping:
-            status, obj.status = obj.status, form.initial["status"]
-        super().save_model(request, obj, form, change)
-        if stopping:
-            Subscriber.objects.filter(pk=obj.pk).stop_mail(status)
-            obj.refresh_from_db()
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        # The reader may leave (one-click unsubscribe, bounce, complaint) between the moment this
+        # form loaded them and this save: write only what staff changed, and the status and
+        # schedule only over the status the form was loaded with, never over a stop.
+        changed = [n for n in form.changed_data if n in SUBSCRIBER_FIELDS]
+        obj.save(update_fields=[n for n in changed if n not in LIFECYCLE])
+        if "status" in changed and obj.status in Subscriber.STOPPED:
+            # Stopped the one way mail stops (queued digests cancelled, the schedule dropped),
+            # as the reader's own unsubscribe does.
+            Subscriber.objects.filter(pk=obj.pk).stop_mail(obj.status)
+        elif lifecycle := {n: getattr(obj, n) for n in changed if n in LIFECYCLE}:
+            Subscriber.objects.filter(pk=obj.pk, status=form.initial["status"]).exclude(
+                status__in=Subscriber.STOPPED
+            ).update(**lifecycle)
+        obj.refresh_from_db()
 
     def delete_model(self, request: HttpRequest, obj: Subscriber) -> None:
         subscriptions.erase(obj)  # as the reader's own "delete my data"

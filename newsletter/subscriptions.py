@@ -57,6 +57,10 @@ def rate_limited(ip: str | None, email: str) -> str | None:
     return over
 
 
+# The fields a reader's preferences set on their row; status and schedule change elsewhere.
+SCHEDULE = ["frequency", "weekday", "send_hour", "timezone", "digest_size"]
+
+
 def apply_preferences(
     subscriber: Subscriber, data: dict[str, Any], profile: InterestProfile | None = None
 ) -> None:
@@ -64,17 +68,24 @@ def apply_preferences(
     first; interests), all or nothing. Liked papers the catalogue lacks are fetched once the
     subscriber is active (``fetch_liked_papers``)."""
     with transaction.atomic():
-        for name in ("frequency", "weekday", "send_hour", "timezone", "digest_size"):
+        for name in SCHEDULE:
             if name in data:
                 setattr(subscriber, name, data[name])
-        if subscriber.status == Status.ACTIVE:
-            subscriber.next_digest_at = subscriber.next_send_after(timezone.now())
-        subscriber.save()
+        # ``subscriber`` was loaded when the request began: a one-click unsubscribe, bounce or
+        # complaint may have stopped their mail since. Write only the schedule, and reschedule
+        # only while the row (not this copy) says active, so a stop is never undone here.
+        subscriber.save(update_fields=None if subscriber._state.adding else SCHEDULE)
+        next_digest_at = subscriber.next_send_after(timezone.now())
+        active = Subscriber.objects.filter(pk=subscriber.pk, status=Status.ACTIVE).update(
+            next_digest_at=next_digest_at
+        )
+        if active:
+            subscriber.next_digest_at = next_digest_at
         profile = (
             profile or subscriber.profiles.first() or InterestProfile(subscriber=subscriber, slot=1)
         )
         apply_interests(profile, data)
-        if subscriber.status == Status.ACTIVE:
+        if active:
             fetch_liked_papers([subscriber.pk])
 
 
@@ -239,6 +250,8 @@ def record_signup(data: dict[str, Any], ip: str | None, user_agent: str) -> tupl
     subscriber = subscriber or Subscriber(email=data["email"])
     subscriber.status = Status.PENDING
     subscriber.next_digest_at = None
+    if subscriber.pk:  # locked above; a new address's row is inserted by apply_preferences
+        subscriber.save(update_fields=["status", "next_digest_at"])
     apply_preferences(subscriber, data)
     record_consent(subscriber, ConsentRecord.Kind.SIGNUP, ip, user_agent)
     owe_email(subscriber.pk, "confirm")
@@ -372,12 +385,17 @@ def pause_all(subscribers: QuerySet[Subscriber]) -> int:
     )
 
 
-def resume(subscriber: Subscriber) -> None:
+def resume(subscriber: Subscriber) -> bool:
+    """Resume a paused subscriber and schedule their next digest; False if not paused (an
+    unsubscribe that lands meanwhile wins: the update only touches a row still paused)."""
     subscriber.refresh_from_db()
-    if subscriber.status == Status.PAUSED:
-        subscriber.status = Status.ACTIVE
-        subscriber.schedule_first_digest()
-        subscriber.save(update_fields=["status", "next_digest_at"])
+    next_digest_at = subscriber.next_send_after(timezone.now())
+    resumed = Subscriber.objects.filter(pk=subscriber.pk, status=Status.PAUSED).update(
+        status=Status.ACTIVE, next_digest_at=next_digest_at
+    )
+    if resumed:
+        subscriber.status, subscriber.next_digest_at = Status.ACTIVE, next_digest_at
+    return bool(resumed)
 
 
 def export_data(subscriber: Subscriber) -> dict[str, Any]:

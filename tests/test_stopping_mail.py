@@ -11,7 +11,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from newsletter import emails, tracking
+from newsletter import emails, subscriptions, tracking
+from newsletter.admin import SubscriberForm
 from newsletter.models import DeliveryEvent, Digest, Subscriber
 from tests.factories import active_subscriber
 from tests.test_admin import form_fields
@@ -157,3 +158,73 @@ def test_a_digest_is_handed_off_once_and_only_while_its_reader_is_active() -> No
     assert not Digest.transitions.hand_off(digest.pk)
     digest.refresh_from_db()
     assert digest.status == "queued" and digest.error == "451 try again"
+
+
+def test_saving_preferences_from_a_page_loaded_before_the_reader_left_keeps_them_stopped() -> None:
+    reader = active_subscriber("ada@example.org", ["graph neural networks"])
+    loaded = Subscriber.objects.get(pk=reader.pk)  # the manage page's copy, still active
+    Subscriber.objects.filter(pk=reader.pk).stop_mail(Status.UNSUBSCRIBED)  # one-click, meanwhile
+
+    subscriptions.apply_preferences(loaded, {"frequency": "weekly", "send_hour": 6})
+
+    reader.refresh_from_db()
+    assert reader.status == Status.UNSUBSCRIBED and reader.unsubscribed_at is not None
+    assert reader.next_digest_at is None and reader.claimed_at is None
+    assert (reader.frequency, reader.send_hour) == ("weekly", 6)  # the preferences still saved
+
+
+def test_resuming_loses_to_an_unsubscribe_that_lands_while_it_runs(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    reader = active_subscriber("ada@example.org", ["graph neural networks"])
+    subscriptions.pause(reader)
+    next_send_after = Subscriber.next_send_after
+
+    def the_reader_unsubscribes_meanwhile(self, moment):  # type: ignore[no-untyped-def]
+        Subscriber.objects.filter(pk=self.pk).stop_mail(Status.UNSUBSCRIBED)
+        return next_send_after(self, moment)
+
+    monkeypatch.setattr(Subscriber, "next_send_after", the_reader_unsubscribes_meanwhile)
+    subscriptions.resume(reader)
+
+    reader.refresh_from_db()
+    assert reader.status == Status.UNSUBSCRIBED and reader.next_digest_at is None
+
+
+def test_an_admin_form_loaded_before_the_reader_left_cannot_make_them_active_again() -> None:
+    reader = active_subscriber("ada@example.org", ["graph neural networks"])
+    client = Client()
+    client.force_login(User.objects.create_superuser("staff", "staff@example.org", "pw"))
+    url = reverse("admin:newsletter_subscriber_change", args=[reader.pk])
+    data = form_fields(client.get(url).content)
+    assert data["status"] == Status.ACTIVE
+    Subscriber.objects.filter(pk=reader.pk).stop_mail(Status.UNSUBSCRIBED)  # one-click, meanwhile
+
+    data["send_hour"] = "6"
+    response = client.post(url, data)
+
+    assert response.status_code == 200 and "only they can subscribe again" in response.text
+    reader.refresh_from_db()
+    assert reader.status == Status.UNSUBSCRIBED and reader.next_digest_at is None
+
+
+def test_an_admin_save_racing_an_unsubscribe_leaves_it_stopped(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+
+    reader = active_subscriber("ada@example.org", ["graph neural networks"])
+    client = Client()
+    client.force_login(User.objects.create_superuser("staff", "staff@example.org", "pw"))
+    url = reverse("admin:newsletter_subscriber_change", args=[reader.pk])
+    data = form_fields(client.get(url).content)
+    data["status"] = Status.PAUSED
+    data["send_hour"] = "6"
+    clean_status = SubscriberForm.clean_status
+
+    def the_reader_unsubscribes_after_the_form_loaded_them(self):  # type: ignore[no-untyped-def]
+        Subscriber.objects.filter(pk=reader.pk).stop_mail(Status.UNSUBSCRIBED)
+        return clean_status(self)
+
+    meanwhile = the_reader_unsubscribes_after_the_form_loaded_them
+    monkeypatch.setattr(SubscriberForm, "clean_status", meanwhile)
+    assert client.post(url, data).status_code == 302
+
+    reader.refresh_from_db()
+    assert reader.status == Status.UNSUBSCRIBED and reader.next_digest_at is None
+    assert reader.send_hour == 6
