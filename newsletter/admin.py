@@ -137,7 +137,11 @@ class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
             return self.admin_site.admin_view(run)
 
         return [
-            path("<id:pk>/preview/", tool(dashboard.preview, self.has_view_permission), name="newsletter_subscriber_preview"),
+            path(
+                "<id:pk>/preview/",
+                tool(dashboard.preview, self.has_view_permission),
+                name="newsletter_subscriber_preview",
+            ),
             path(
                 "<id:pk>/send-test/",
                 require_POST(tool(dashboard.send_test, self.has_change_permission)),
@@ -175,7 +179,9 @@ class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
             subscriptions.resume(subscriber)
         self.message_user(request, "Resumed the paused ones among them.")
 
-    @admin.action(description="Resend the confirmation email (pending only)", permissions=["change"])
+    @admin.action(
+        description="Resend the confirmation email (pending only)", permissions=["change"]
+    )
     def resend_confirmation(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
         pending = list(
             queryset.filter(status=Subscriber.Status.PENDING).values_list("pk", flat=True)
