@@ -3,6 +3,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -144,18 +145,26 @@ class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
     change_form_template = "admin/paperboy/subscriber_change_form.html"
 
     def get_urls(self) -> list[URLPattern]:
-        def tool(view: Any) -> Any:
+        def tool(view: Any, allowed: Any) -> Any:
+            # A reader's next digest is theirs: staff who may not view subscribers may not
+            # read it, and only those who may change them may mail it out.
             def run(request: HttpRequest, pk: int) -> HttpResponse:
+                if not allowed(request):
+                    raise PermissionDenied
                 subscriber = get_object_or_404(Subscriber, pk=pk)
                 return view(request, subscriber)
 
             return self.admin_site.admin_view(run)
 
         return [
-            path("<id:pk>/preview/", tool(dashboard.preview), name="newsletter_subscriber_preview"),
+            path(
+                "<id:pk>/preview/",
+                tool(dashboard.preview, self.has_view_permission),
+                name="newsletter_subscriber_preview",
+            ),
             path(
                 "<id:pk>/send-test/",
-                require_POST(tool(dashboard.send_test)),
+                require_POST(tool(dashboard.send_test, self.has_change_permission)),
                 name="newsletter_subscriber_send_test",
             ),
             *super().get_urls(),
@@ -187,18 +196,20 @@ class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
         for subscriber in queryset:
             subscriptions.erase(subscriber)
 
-    @admin.action(description="Pause the selected subscribers")
+    @admin.action(description="Pause the selected subscribers", permissions=["change"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
         paused = subscriptions.pause_all(queryset)
         self.message_user(request, f"Paused {paused} active subscriber(s).")
 
-    @admin.action(description="Resume the selected subscribers")
+    @admin.action(description="Resume the selected subscribers", permissions=["change"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
         for subscriber in queryset:
             subscriptions.resume(subscriber)
         self.message_user(request, "Resumed the paused ones among them.")
 
-    @admin.action(description="Resend the confirmation email (pending only)")
+    @admin.action(
+        description="Resend the confirmation email (pending only)", permissions=["change"]
+    )
     def resend_confirmation(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
         pending = list(
             queryset.filter(status=Subscriber.Status.PENDING).values_list("pk", flat=True)
@@ -208,7 +219,7 @@ class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
             tasks.queue_subscription_email(subscriber_id, "confirm")
         self.message_user(request, f"Queued {len(pending)} confirmation email(s).")
 
-    @admin.action(description="Export the selected subscribers as CSV")
+    @admin.action(description="Export the selected subscribers as CSV", permissions=["view"])
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> HttpResponse:
         response = HttpResponse(content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="subscribers.csv"'

@@ -20,6 +20,7 @@ from csp.decorators import csp_replace
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
@@ -328,8 +329,12 @@ class ImportForm(forms.Form):
 
 
 def import_papers(request: HttpRequest) -> HttpResponse:
-    """Import papers from an upload or an URL in a task; the runs below show each summary."""
+    """Import papers from an upload or an URL in a task; the runs below show each summary.
+    Staff who may not add papers may not import them."""
     from papers.tasks import import_upload
+
+    if not request.user.has_perm("papers.add_paper"):
+        raise PermissionDenied
 
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():

@@ -8,7 +8,7 @@ import pytest
 import redis
 from bs4 import BeautifulSoup
 from django.conf import settings
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
@@ -292,6 +292,30 @@ def test_tools_are_for_staff_only_and_actions_need_csrf(reader_with_papers, mail
     url = f"/admin/newsletter/subscriber/{reader_with_papers.pk}/send-test/"
     assert strict.post(url).status_code == 403
     assert mailoutbox == []
+
+
+def test_staff_reach_a_readers_digest_and_the_tools_only_with_the_permissions_for_them(  # type: ignore[no-untyped-def]
+    reader_with_papers, mailoutbox
+) -> None:
+    # is_staff opens the admin, not every reader's data: each tool asks for its permission.
+    viewer = User.objects.create_user("vi", "vi@example.org", "pw-123456789", is_staff=True)
+    client = Client()
+    client.force_login(viewer)
+    base = f"/admin/newsletter/subscriber/{reader_with_papers.pk}"
+    assert client.get(f"{base}/preview/").status_code == 403
+    assert client.get("/admin/import-papers/").status_code == 403
+
+    viewer.user_permissions.add(Permission.objects.get(codename="view_subscriber"))
+    client.force_login(User.objects.get(pk=viewer.pk))  # permissions are cached per object
+    assert client.get(f"{base}/preview/").status_code == 200
+    assert client.post(f"{base}/send-test/").status_code == 403
+    client.post(  # not an action they are offered: nothing happens
+        "/admin/newsletter/subscriber/",
+        {"action": "pause", "_selected_action": [reader_with_papers.pk]},
+    )
+    assert mailoutbox == []
+    reader_with_papers.refresh_from_db()
+    assert reader_with_papers.status == Subscriber.Status.ACTIVE
 
 
 def test_the_admin_login_locks_out_after_repeated_failures(client: Client, settings) -> None:
