@@ -1,8 +1,11 @@
+import logging
 import secrets
 from datetime import UTC, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from functools import cache, lru_cache
+from zoneinfo import ZoneInfo, available_timezones
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import connection, models, transaction
 from django.db.models.functions import Lower
@@ -10,6 +13,8 @@ from django.utils import timezone
 
 from papers.models import Paper, Topic
 from papers.ranking import Pick, Reason, Section
+
+log = logging.getLogger(__name__)
 
 
 class SubscriberQuerySet(models.QuerySet["Subscriber"]):
@@ -41,6 +46,27 @@ class SubscriberQuerySet(models.QuerySet["Subscriber"]):
             )
             Digest.transitions.filter(subscriber__in=ids).cancel()
         return changed
+
+
+@cache
+def time_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in time_zones():
+        raise ValidationError(
+            "“%(zone)s” is not a time zone we know, e.g. Europe/Paris.", params={"zone": value[:40]}
+        )
+
+
+@lru_cache(maxsize=1024)
+def zone_named(name: str) -> ZoneInfo | None:
+    """The time zone ``name``, or None if there is none of that name."""
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        return None
 
 
 def new_feed_key() -> str:
@@ -78,7 +104,9 @@ class Subscriber(models.Model):
     send_hour = models.PositiveSmallIntegerField(
         default=8, validators=[MaxValueValidator(23)], help_text="Local hour, 0-23."
     )
-    timezone = models.CharField(max_length=64, default="UTC", help_text="IANA time zone.")
+    timezone = models.CharField(
+        max_length=64, default="UTC", validators=[validate_time_zone], help_text="IANA time zone."
+    )
     digest_size = models.PositiveSmallIntegerField(
         default=10, validators=[MinValueValidator(1), MaxValueValidator(30)]
     )
@@ -106,7 +134,15 @@ class Subscriber(models.Model):
 
     @property
     def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
+        zone = zone_named(self.timezone)
+        if zone is None:
+            # Saved before the field was validated: one reader's bad zone must not fail a
+            # chunk of digests (every lease again), so their digests follow UTC until fixed.
+            log.warning(
+                "Subscriber %s has an unknown time zone %r; using UTC", self.pk, self.timezone[:64]
+            )
+            return ZoneInfo("UTC")
+        return zone
 
     def next_send_after(self, moment: datetime) -> datetime:
         """The first send time strictly after ``moment``, in UTC.
@@ -114,12 +150,13 @@ class Subscriber(models.Model):
         Computed on the local calendar, so the digest keeps its local hour across daylight
         saving changes; an hour skipped by a spring-forward change falls on the next one.
         """
-        local = moment.astimezone(self.zone)
+        zone = self.zone
+        local = moment.astimezone(zone)
         day = local.date()
         for _ in range(15):
-            candidate = datetime.combine(day, time(self.send_hour), tzinfo=self.zone)
+            candidate = datetime.combine(day, time(self.send_hour), tzinfo=zone)
             # Round trip through UTC normalises a non-existent (skipped) local time.
-            candidate = candidate.astimezone(UTC).astimezone(self.zone)
+            candidate = candidate.astimezone(UTC).astimezone(zone)
             weekday_ok = self.frequency == self.Frequency.DAILY or day.weekday() == self.weekday
             if weekday_ok and candidate > local:
                 return candidate.astimezone(UTC)

@@ -150,3 +150,18 @@ def test_the_admin_refuses_to_delete_a_subscribers_last_profile(admin_client) ->
     response = admin_client.post(url, data)
     assert response.status_code == 200 and "Please submit at least 1 form" in response.text
     assert reader.profiles.count() == 1
+
+
+def test_the_admin_rejects_an_unknown_time_zone_next_to_the_field(admin_client) -> None:  # type: ignore[no-untyped-def]
+    reader = active_subscriber("ada@example.org", ["graphs"])
+    url = reverse("admin:newsletter_subscriber_change", args=[reader.pk])
+    data = form_fields(admin_client.get(url).content)
+    data["timezone"] = "Europe/Pariss"
+
+    response = admin_client.post(url, data)
+
+    assert response.status_code == 200
+    field = BeautifulSoup(response.content, "html.parser").select_one(".field-timezone")
+    assert field is not None and "is not a time zone we know" in field.get_text()
+    reader.refresh_from_db()
+    assert reader.timezone == "UTC"

@@ -348,3 +348,22 @@ def test_a_dry_run_says_how_many_papers_each_reader_would_get_in_words(catalogue
     )
     assert "nothing papers" not in out.getvalue()
     assert not Digest.objects.exists()
+
+
+def test_a_reader_with_an_unknown_time_zone_gets_a_utc_digest_and_fails_no_one_else(  # type: ignore[no-untyped-def]
+    catalogue, caplog
+) -> None:
+    active_subscriber("ada@example.org", ["graph neural networks"], timezone="Europe/Paris")
+    bob = active_subscriber("bob@example.org", ["diffusion models"])
+    # Saved before the field had a validator (a queryset update skips it still).
+    Subscriber.objects.filter(pk=bob.pk).update(timezone="Europe/Pariss")
+
+    due = bob.next_digest_at
+
+    composed = compose_chunk(claim_all())
+
+    assert len(composed) == 2
+    assert Digest.objects.get(subscriber=bob).period == due.date().isoformat()  # the UTC day
+    bob.refresh_from_db()
+    assert bob.claimed_at is None and bob.next_digest_at > timezone.now()
+    assert "unknown time zone 'Europe/Pariss'" in caplog.text
