@@ -478,6 +478,8 @@ def reschedule(next_at: dict[int, datetime]) -> None:
 
 
 T = TypeVar("T")
+# A preview's digest row, rolled back: two previews of one reader wait for each other's rollback.
+PREVIEW_PERIOD = "preview"
 
 
 def preview(subscriber: Subscriber, show: Callable[[Digest], T], now: datetime | None = None) -> T:
@@ -489,19 +491,21 @@ def preview(subscriber: Subscriber, show: Callable[[Digest], T], now: datetime |
     reader = for_planning(Subscriber.objects.filter(pk=subscriber.pk)).get()
     plan = plan_digests([reader], now)[reader.pk]
     with transaction.atomic():
-        period = period_of(reader, reader.next_digest_at or now)
-        if Digest.objects.filter(subscriber=reader, period=period).exists():
-            period = "preview"  # that period's digest exists; this is what would come next
+        # Never the real period: a worker may have inserted that period's digest and not yet
+        # committed, which no check here can see (the insert would then fail). The candidates
+        # come from the reader's schedule (plan_digests), not from this row.
         digest = Digest.objects.create(
             subscriber=reader,
-            period=period,
+            period=PREVIEW_PERIOD,
             created=now,
             considered=plan.considered,
             matched=plan.matched,
             note=NOTHING_MATCHED if nothing_but_trending(plan) else "",
         )
         DigestItem.objects.bulk_create(items_of([digest], {reader.pk: plan}))
-        shown = show(Digest.objects.prefetch_related(*TO_RENDER).get(pk=digest.pk))
+        digest = Digest.objects.prefetch_related(*TO_RENDER).get(pk=digest.pk)
+        digest.period = period_of(reader, reader.next_digest_at or now)  # as the email says it
+        shown = show(digest)
         transaction.set_rollback(True)
     return shown
 

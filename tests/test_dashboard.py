@@ -2,6 +2,7 @@
 queries, the preview and test send, the import tool, and who may use them."""
 
 import re
+import threading
 from datetime import timedelta
 
 import pytest
@@ -10,13 +11,13 @@ from bs4 import BeautifulSoup
 from django.conf import settings
 from django.contrib.auth.models import Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from config.celery import app as celery_app
-from newsletter import dashboard
+from newsletter import dashboard, digests
 from newsletter.models import Click, DeliveryEvent, Digest, InterestProfile, Subscriber
 from papers.models import ImportRun, Paper, Topic
 from tests.factories import active_subscriber, add_profile, hf_item, hf_json
@@ -378,3 +379,44 @@ def test_an_unreachable_broker_is_shown_not_raised(monkeypatch) -> None:  # type
     state = dashboard.broker_state()
     assert not state.reachable and state.waiting == {}
     assert "Error" in state.error
+
+
+def test_a_preview_while_the_periods_digest_exists_shows_the_period_and_keeps_that_digest() -> None:
+    reader = active_subscriber("ada@example.org", ["graph neural networks"])
+    period = digests.period_of(reader, reader.next_digest_at)
+    sent = Digest.objects.create(subscriber=reader, period=period, status="sent")
+
+    shown = digests.preview(reader, lambda digest: (digest.period, digest.pk))
+
+    assert shown[0] == period and shown[1] != sent.pk
+    assert list(Digest.objects.values_list("pk", flat=True)) == [sent.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_preview_while_a_worker_composes_that_periods_digest_does_not_fail(postgres) -> None:  # type: ignore[no-untyped-def]
+    # The worker's insert is not committed yet: no check can see it, and a preview inserting
+    # the same (subscriber, period) would wait for it, then fail with an IntegrityError.
+    reader = active_subscriber("ada@example.org", ["graph neural networks"])
+    period = digests.period_of(reader, reader.next_digest_at)
+    inserted, previewed = threading.Event(), threading.Event()
+
+    def worker_composing() -> None:
+        try:
+            with transaction.atomic():
+                Digest.objects.create(subscriber=reader, period=period, status="queued")
+                inserted.set()
+                previewed.wait(timeout=5)  # commits then, whatever the preview did
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=worker_composing)
+    worker.start()
+    try:
+        assert inserted.wait(timeout=5)
+        shown = digests.preview(reader, lambda digest: digest.period)
+    finally:
+        previewed.set()
+        worker.join()
+
+    assert shown == period
+    assert list(Digest.objects.values_list("period", "status")) == [(period, "queued")]
