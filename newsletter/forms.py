@@ -2,12 +2,11 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import available_timezones
 
 from django import forms
 from django.core.exceptions import ValidationError
 
-from newsletter.models import InterestProfile, ProfilePaper, Subscriber
+from newsletter.models import InterestProfile, ProfilePaper, Subscriber, validate_time_zone
 from papers.library import MAX_BYTES, MAX_ENTRIES, Entry, LibraryError, read_library
 from papers.models import Paper, Topic
 from papers.refs import Ref, RefError, parse_ref, split_refs
@@ -31,7 +30,6 @@ MAX_AUTHORS = 50
 MAX_AUTHOR_LENGTH = 100
 MAX_ABOUT = InterestProfile.MAX_ABOUT_LENGTH
 MAX_ERRORS_SHOWN = 5
-TIME_ZONES = available_timezones()
 RELEVANCE_CHOICES = [
     ("0.0", "Only what matches my interests"),
     ("0.2", "Mostly my interests, a little of what's trending"),
@@ -310,9 +308,8 @@ class PreferencesForm(forms.Form):
         return clean_library(self.cleaned_data.get("library"))
 
     def clean_timezone(self) -> str:
-        zone = self.cleaned_data["timezone"].strip()
-        if zone not in TIME_ZONES:
-            raise ValidationError(f"“{zone[:40]}” is not a time zone we know, e.g. Europe/Paris.")
+        zone: str = self.cleaned_data["timezone"].strip()
+        validate_time_zone(zone)  # the model's own check, as the admin applies it
         return zone
 
     def clean(self) -> dict[str, Any]:

@@ -266,6 +266,11 @@ EMAIL_WHILE = {"confirm": [Status.PENDING], "manage-link": [Status.ACTIVE, Statu
 OWED_EMAIL_GRACE = timedelta(minutes=2)
 
 
+def unclaimed(now: datetime) -> Q:
+    """Owed emails no worker holds: never claimed, or claimed by one whose lease ran out."""
+    return Q(claimed_at__isnull=True) | Q(claimed_at__lte=lease_start(now))
+
+
 def owe_email(subscriber_id: int, name: str) -> None:
     """Record that the subscriber is owed the email ``name``. One already owed stays as it is:
     the email on its way answers this request too."""
@@ -276,8 +281,7 @@ def owe_email(subscriber_id: int, name: str) -> None:
 
 def owed_emails(now: datetime, limit: int) -> list[tuple[int, str]]:
     """Owed emails whose task was lost, oldest first: (subscriber id, name) for ``send_email``."""
-    unclaimed = Q(claimed_at__isnull=True) | Q(claimed_at__lte=lease_start(now))
-    lost = OwedEmail.objects.filter(unclaimed, owed_since__lt=now - OWED_EMAIL_GRACE)
+    lost = OwedEmail.objects.filter(unclaimed(now), owed_since__lt=now - OWED_EMAIL_GRACE)
     return list(lost.order_by("owed_since").values_list("subscriber_id", "name")[:limit])
 
 
@@ -290,8 +294,7 @@ def send_email(subscriber_id: int, name: str) -> str:
     A send error releases the claim and is raised."""
     now = timezone.now()
     owed = OwedEmail.objects.filter(subscriber_id=subscriber_id, name=name)
-    unclaimed = Q(claimed_at__isnull=True) | Q(claimed_at__lte=lease_start(now))
-    if not owed.filter(unclaimed).update(claimed_at=now):
+    if not owed.filter(unclaimed(now)).update(claimed_at=now):
         return "not owed"  # sent already, being sent, or its subscriber erased
     mine = owed.filter(claimed_at=now)
     subscriber = Subscriber.objects.filter(pk=subscriber_id, status__in=EMAIL_WHILE[name]).first()
