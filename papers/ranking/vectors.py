@@ -86,6 +86,16 @@ def row_lengths(matrix: sp.csr_matrix) -> np.ndarray:
     return lengths
 
 
+def add_rows(out: np.ndarray, matrix: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) -> None:
+    """``out += weights @ matrix[rows]``, without slicing the matrix (scipy's row indexing
+    costs more than the product). Each column adds its terms row after row in the order of
+    ``rows``, in float32, as scipy's products do: the same sums to the last bit."""
+    starts = matrix.indptr[rows]
+    lengths = matrix.indptr[rows + 1] - starts
+    at = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+    np.add.at(out, matrix.indices[at], matrix.data[at] * np.repeat(weights, lengths))
+
+
 def _given(terms: list[str]) -> list[str]:
     # The vectorizer receives terms already analysed by ``features``; a module-level function
     # (not a lambda) keeps the model picklable.
@@ -185,6 +195,7 @@ class Model:
         self._papers: dict[tuple[int, tuple[int, int, int]], Vector] = {}
         self._meanings: dict[Hashable, np.ndarray] = {}
         self._candidates: tuple[tuple[Any, ...], Candidates] | None = None
+        self._postings: sp.csr_matrix | None = None
 
     def __getstate__(self) -> dict[str, object]:
         kept = ("vectorizer", "matrix", "papers", "rows", "semantics")
@@ -321,22 +332,34 @@ class Model:
             return cols, vals
         query = np.zeros(self.n_features, dtype=np.float32)
         query[cols] = vals / length
-        closeness = self.matrix @ query
+        # The papers' closeness to the query from its terms' postings (a few dozen terms),
+        # not a product over the whole catalogue: a liked paper of every reader comes here.
+        closeness = np.zeros(self.matrix.shape[0], dtype=np.float32)
+        terms = np.sort(cols)
+        add_rows(closeness, self.postings, terms, query[terms])
         if 0 <= own < len(closeness):
             closeness[own] = 0.0
         top = np.argpartition(-closeness, EXPANSION_PAPERS - 1)[:EXPANSION_PAPERS]
         top = top[closeness[top] > 0]
         if not len(top):
             return cols, vals
-        centroid = np.asarray(closeness[top] @ self.matrix[top]).ravel()
+        centroid = np.zeros(self.n_features, dtype=np.float32)
+        add_rows(centroid, self.matrix, top, closeness[top])
         centroid /= max(float(np.linalg.norm(centroid)), 1e-9)
         # An interest the catalogue hardly knows has no neighbourhood of its own: the papers
         # closest to its one known word would only confirm themselves.
         share *= length * length
         mixed = (1 - share) * query + share * centroid
-        keep = np.flatnonzero(mixed)
+        keep = np.flatnonzero(mixed != 0)  # a boolean's nonzero is eight times a float's
         cut, kept = unit(keep.astype(np.int32), mixed[keep], EXPANSION_TERMS)
         return cut, kept * np.float32(length)
+
+    @property
+    def postings(self) -> sp.csr_matrix:
+        """The catalogue's matrix transposed: each term's papers and weights."""
+        if self._postings is None:
+            self._postings = self.matrix.T.tocsr()
+        return self._postings
 
     def candidates(self, papers: Sequence[PaperText]) -> Candidates:
         """The candidates prepared for ranking, kept while the same papers come again.
