@@ -76,16 +76,25 @@ def author_reason(names: Sequence[str]) -> Reason:
     return Reason(Signal.AUTHOR, tuple(names), f"by {said}, {whom}")
 
 
+@lru_cache(maxsize=4096)
+def _keyword_reason(first: str, second: str, trending: bool) -> Reason:
+    """``keyword_reason``, made once per process: the same pairs of keywords explain picks
+    in chunk after chunk."""
+    reason = keyword_reason(first, second)
+    return reason._replace(trending=True) if trending else reason
+
+
 def matched_keywords(
     candidates: Candidates, profiles: Profiles, owner: np.ndarray, index: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each pick (subscriber ``owner`` got candidate ``index``), the first and the second
-    of the subscriber's keywords (in their order) that the paper contains whole, "" for none:
-    one lookup for the chunk."""
+    of the subscriber's keywords (in their order) that the paper contains whole, as their
+    entries in the phrases returned third, -1 for none (the last phrase, ""): one lookup for
+    the chunk."""
     most = max((len(row) for row in profiles.keyword_rows), default=0)
     if most == 0 or not len(index):
-        none = np.full(len(index), "", dtype=object)
-        return none, none
+        none = np.full(len(index), -1, dtype=np.int64)
+        return none, none, np.full(1, "", dtype=object)
     # One row per component; the last one, for padding, contains nothing and is named "".
     contains = np.zeros((profiles.weights.shape[1] + 1, len(candidates)), dtype=bool)
     phrases = np.full(len(contains), "", dtype=object)
@@ -99,7 +108,7 @@ def matched_keywords(
     picks = np.arange(len(index))
     first = np.where(counts[:, -1] >= 1, keywords[picks, (counts >= 1).argmax(axis=1)], -1)
     second = np.where(counts[:, -1] >= 2, keywords[picks, (counts >= 2).argmax(axis=1)], -1)
-    return phrases[first], phrases[second]
+    return first, second, phrases
 
 
 def explain(
@@ -112,27 +121,34 @@ def explain(
     """Why each pick was picked: pick i gave subscriber ``owner[i]`` candidate ``index[i]``;
     None for a pick nothing in the profile explains (it is no match).
 
-    The keywords the paper contains come from one lookup for the chunk, and a keyword reason
-    is made once per pair of keywords; the loop runs over the few picks no keyword explains.
-    This Python is ranking's only per-pick work, so it is kept to what cannot be arrays."""
+    The keywords the paper contains come from one lookup for the chunk; the picks share a
+    few hundred (first keyword, second keyword, trending) triples, each made into a reason
+    once (and most found made by an earlier chunk). The loop runs over those triples and over
+    the few picks no keyword explains. This Python is ranking's only per-pick work, so it is
+    kept to what cannot be arrays."""
     candidates, profiles = scored.candidates, scored.profiles
-    first, second = matched_keywords(candidates, profiles, owner, index)
-    made: dict[tuple[str, str], Reason] = {}
-    reasons: list[Reason | None] = []
-    for pair in zip(first.tolist(), second.tolist(), strict=True):
-        if not pair[0]:
-            reasons.append(None)
-        elif pair in made:
-            reasons.append(made[pair])
-        else:
-            reasons.append(made.setdefault(pair, keyword_reason(*pair)))
-    for at in [at for at, reason in enumerate(reasons) if reason is None]:
+    first, second, phrases = matched_keywords(candidates, profiles, owner, index)
+    width = len(phrases) + 1
+    code = ((first + 1) * width + second + 1) * 2 + trend_led
+    distinct, inverse = np.unique(code, return_inverse=True)
+    made = np.empty(len(distinct), dtype=object)  # None where no keyword matched
+    pair, trending = np.divmod(distinct, 2)
+    for at, one, two, trend in zip(
+        range(len(distinct)),
+        (pair // width - 1).tolist(),
+        (pair % width - 1).tolist(),
+        trending.tolist(),
+        strict=True,
+    ):
+        if one >= 0:
+            made[at] = _keyword_reason(phrases[one], phrases[two], bool(trend))
+    reasons: list[Reason | None] = made[inverse].tolist()
+    for at in np.flatnonzero(first < 0).tolist():
         row = int(owner[at])
-        reasons[at] = _why_else(scored, int(index[at]), row, interests_list[row])
-    for at in np.flatnonzero(trend_led).tolist():
-        reason = reasons[at]
-        if reason is not None:
-            reasons[at] = reason._replace(trending=True)
+        reason = _why_else(scored, int(index[at]), row, interests_list[row])
+        if reason is not None and trend_led[at]:
+            reason = reason._replace(trending=True)
+        reasons[at] = reason
     return reasons
 
 
