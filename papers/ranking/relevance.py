@@ -66,8 +66,11 @@ def score_chunk(
     # papers they liked), not how far it is from what they disliked: "less like this" orders
     # the matches and never pushes a match under the floor, or a reader who pressed it on
     # every pick of a digest would find the papers they want cut from the next one.
-    against = combination.multiply(combination < 0).tocsr()
-    wanted = relevance - np.asarray(against @ similarities) if against.nnz else relevance
+    # (A chunk where no one said "less like this" needs no second product.)
+    wanted = relevance
+    if (combination.data < 0).any():
+        against = combination.multiply(combination < 0).tocsr()
+        wanted = relevance - np.asarray(against @ similarities)
     allowed = wanted >= floor
     counts = [len(i.seen) + len(i.liked) + len(i.disliked) for i in interests_list]
     never = chain.from_iterable(
