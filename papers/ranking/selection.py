@@ -6,7 +6,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from enum import StrEnum
 from functools import partial
-from itertools import islice
+from itertools import compress, repeat
+from operator import is_not
 from typing import NamedTuple
 
 import numpy as np
@@ -120,15 +121,17 @@ def rank_chunk(
         trend_led,
         interests_list,
     )
-    keys = scored.candidates.keys
-    ends = starts + counts
+    # Every subscriber's matched keys at once, each given their slice.
+    matched_keys = scored.candidates.keys[index]
     result = []
-    for row, picks in enumerate(matches):
-        authors = by_authors.get(row, [])
-        matched = keys[index[starts[row] : ends[row]]]
+    bounds = zip(starts.tolist(), (starts + counts).tolist(), strict=True)
+    for row, (picks, (start, end)) in enumerate(zip(matches, bounds, strict=True)):
+        matched = matched_keys[start:end]
+        authors = by_authors.get(row)
         if authors:
             matched = np.concatenate([matched, [p.key for p in authors]])
-        result.append(Picks([*authors, *picks], matched))
+            picks = [*authors, *picks]
+        result.append(Picks(picks, matched))
     return result
 
 
@@ -242,10 +245,14 @@ def _picks(
     keys = scored.candidates.keys[index].tolist()
     sections = [Section.MATCH] * len(keys)
     fields = zip(keys, scores.tolist(), relevances.tolist(), reasons, sections, strict=True)
-    picks = iter(map(_new_pick, fields))
-    counts = np.bincount(owner, minlength=len(interests_list)).tolist()
+    picks = list(map(_new_pick, fields))
     # A pick nothing in the profile explains is no match: never sent as one.
-    return [[p for p in islice(picks, count) if p.reason is not None] for count in counts]
+    explained = np.fromiter(map(is_not, reasons, repeat(None)), bool, len(reasons))
+    if not explained.all():
+        picks = list(compress(picks, explained))
+        owner = owner[explained]
+    ends = np.cumsum(np.bincount(owner, minlength=len(interests_list))).tolist()
+    return [picks[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def rank_catalogue(
