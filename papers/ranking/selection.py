@@ -192,19 +192,20 @@ def _select(
     width = min(int(sizes.max()) if n_subs else 0, most)
     if width == 0:
         return np.full((n_subs, 0), -1, dtype=np.int64)
-    # Each subscriber's scores in a row of their own, padded with -inf.
-    padded = np.full((n_subs, most), -np.inf, dtype=np.float32)
+    # Each subscriber's scores in a row of their own, negated (the best first in ascending
+    # order, so the padded matrix is not negated again whole), padded with +inf.
+    lowest = np.full((n_subs, most), np.inf, dtype=np.float32)
     shift = np.repeat(np.arange(n_subs) * most - starts, counts)
-    padded.ravel()[np.arange(len(score)) + shift] = score
+    lowest.ravel()[np.arange(len(score)) + shift] = -score
     pool = min(most, POOL * width) if similarity is not None else width
     if pool < most:
-        top = np.argpartition(-padded, pool - 1, axis=1)[:, :pool]
+        top = np.argpartition(lowest, pool - 1, axis=1)[:, :pool]
     else:
         top = np.broadcast_to(np.arange(most), (n_subs, most))
-    top_scores = np.take_along_axis(padded, top, axis=1)
-    order = np.argsort(-top_scores, axis=1, kind="stable")
+    negated = np.take_along_axis(lowest, top, axis=1)
+    order = np.argsort(negated, axis=1, kind="stable")
     top = np.take_along_axis(top, order, axis=1)
-    top_scores = np.take_along_axis(top_scores, order, axis=1)
+    top_scores = -np.take_along_axis(negated, order, axis=1)
     available = top_scores > -np.inf
     entry = np.where(available, starts[:, None] + top, -1)
     if similarity is None:
