@@ -81,6 +81,9 @@ def rank_chunk(
         return []
     if not candidates:
         return [Picks() for _ in interests_list]
+    # The trending of every candidate, read just before score_chunk's check of the
+    # candidates reads the same papers again and finds them in the cache.
+    trend = normalised_trend(candidates)
     scored = score_chunk(model, candidates, interests_list, floor)
     by_authors = _by_followed_authors(scored, interests_list)
     n_subs = len(interests_list)
@@ -102,7 +105,6 @@ def rank_chunk(
     best[some] = np.maximum.reduceat(relevance, starts[some]) if len(relevance) else 1.0
     best[best <= 0] = 1.0
     share = weight[owner]
-    trend = normalised_trend(candidates)
     score = relevance / best[owner]
     score *= 1 - share
     score += share * trend[index]
