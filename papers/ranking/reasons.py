@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 from enum import StrEnum
 from functools import lru_cache, partial
+from itertools import chain
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -91,7 +92,9 @@ def matched_keywords(
     of the subscriber's keywords (in their order) that the paper contains whole, as their
     entries in the phrases returned third, -1 for none (the last phrase, ""): one lookup for
     the chunk."""
-    most = max((len(row) for row in profiles.keyword_rows), default=0)
+    rows = profiles.keyword_rows
+    lengths = np.fromiter(map(len, rows), np.int64, len(rows))
+    most = int(lengths.max()) if len(rows) else 0
     if most == 0 or not len(index):
         none = np.full(len(index), -1, dtype=np.int64)
         return none, none, np.full(1, "", dtype=object)
@@ -101,7 +104,11 @@ def matched_keywords(
     for phrase, component in profiles.parts.keywords.items():
         contains[component] = candidates.containing(phrase)
         phrases[component] = phrase
-    table = np.array([row + [-1] * (most - len(row)) for row in profiles.keyword_rows])
+    # Each subscriber's keywords in a row, padded with -1.
+    table = np.full((len(rows), most), -1, dtype=np.int64)
+    table[np.arange(most) < lengths[:, None]] = np.fromiter(
+        chain.from_iterable(rows), np.int64, int(lengths.sum())
+    )
     keywords = table[owner]  # (picks, keywords)
     hits = contains[keywords, index[:, None]]
     counts = np.cumsum(hits, axis=1, dtype=np.int8)
