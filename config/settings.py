@@ -217,7 +217,8 @@ CELERY_TASK_ROUTES = {
     "newsletter.tasks.compose_digest_chunk": {"queue": f"{QUEUE_PREFIX}compose"},
     "newsletter.tasks.send_queued_digests": {"queue": f"{QUEUE_PREFIX}send"},
 }
-# Seconds between the hourly Daily Papers imports (staff can change it in the admin).
+# Seconds between the hourly Daily Papers imports. Beat writes it into its schedule (the
+# admin's periodic tasks) as it starts: an edit made there lasts until beat restarts.
 PAPERS_IMPORT_EVERY = env_int("PAPERS_IMPORT_EVERY", 3600, minimum=60)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "import-daily-papers": {

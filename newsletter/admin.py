@@ -20,6 +20,8 @@ from newsletter.models import (
     DigestItem,
     Feedback,
     InterestProfile,
+    Library,
+    OwedEmail,
     ProfilePaper,
     Subscriber,
 )
@@ -297,6 +299,34 @@ class FeedbackAdmin(ReadOnlyAdmin):
     list_filter = ("value",)
     search_fields = ("subscriber__email", "paper__title")
     list_select_related = ("subscriber", "paper")
+
+
+@admin.register(OwedEmail)
+class OwedEmailAdmin(ReadOnlyAdmin):
+    """Confirmation and manage-link emails asked for and not sent yet: a row older than a few
+    minutes means the broker or the mail server is not taking them (each dispatch round
+    queues them again)."""
+
+    list_display = ("owed_since", "name", "subscriber", "claimed_at")
+    list_filter = ("name",)
+    search_fields = ("subscriber__email",)
+    list_select_related = ("subscriber",)
+    date_hierarchy = "owed_since"
+
+
+@admin.register(Library)
+class LibraryAdmin(ReadOnlyAdmin):
+    """Reference libraries readers uploaded: which file, for which profile, how many entries
+    (the entries themselves are the reader's, in their export)."""
+
+    list_display = ("uploaded_at", "filename", "profile", "entry_count")
+    search_fields = ("profile__subscriber__email", "filename")
+    list_select_related = ("profile__subscriber",)
+    fields = readonly_fields = ("profile", "filename", "uploaded_at", "entry_count")
+
+    @admin.display(description="entries")
+    def entry_count(self, library: Library) -> int:
+        return len(library.entries)
 
 
 admin.site.site_header = admin.site.site_title = "Paperboy"

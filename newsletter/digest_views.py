@@ -62,7 +62,7 @@ def follow(request: HttpRequest, token: str, paper_id: int, kind: str) -> HttpRe
     url = item.paper.digest_links().get(kind)
     if not url:
         raise Http404("That paper has no such link.")
-    if tracking.from_reader(request):
+    if tracking.from_reader(request) and not tracking.scanned(item.digest.pk, timezone.now()):
         Click.objects.create(
             digest=item.digest,
             subscriber_id=subscriber_id,
@@ -75,16 +75,20 @@ def follow(request: HttpRequest, token: str, paper_id: int, kind: str) -> HttpRe
 
 @require_http_methods(["GET", "HEAD", "POST"])
 def feedback(request: HttpRequest, token: str, paper_id: int, vote: int) -> HttpResponse:
-    """ "More like this" / "less like this": GET records the vote (the next digest uses it),
-    POST from the thanks page undoes it."""
+    """ "More like this" / "less like this": GET records the vote (the next digest uses it)
+    unless a link scanner sent it (``tracking.from_reader``, ``tracking.scanned``); the page
+    then offers to record it with a button. POST from the page records it ("count") or
+    undoes it ("undo"): a scanner does not press buttons."""
     item, subscriber_id = digest_item(token, paper_id)
     mine = Feedback.objects.filter(subscriber_id=subscriber_id, paper=item.paper)
-    if request.method == "POST":
+    context = {"paper": item.paper, "vote": vote}
+    if request.method == "POST" and request.POST.get("action") != "count":
         mine.filter(value=vote).delete()
-        return render(
-            request, "newsletter/feedback_thanks.html", {"paper": item.paper, "undone": True}
-        )
-    if tracking.from_reader(request):
+        return render(request, "newsletter/feedback_thanks.html", context | {"undone": True})
+    counted = request.method == "POST" or (
+        tracking.from_reader(request) and not tracking.scanned(item.digest.pk, timezone.now())
+    )
+    if counted:
         Feedback.objects.update_or_create(
             subscriber_id=subscriber_id,
             paper=item.paper,
@@ -95,4 +99,4 @@ def feedback(request: HttpRequest, token: str, paper_id: int, vote: int) -> Http
                 "profile_id": profile_of(item),
             },
         )
-    return render(request, "newsletter/feedback_thanks.html", {"paper": item.paper, "vote": vote})
+    return render(request, "newsletter/feedback_thanks.html", context | {"counted": counted})

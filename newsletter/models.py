@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import connection, models, transaction
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -450,6 +451,17 @@ class Digest(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["subscriber", "period"], name="digest_once_per_period")
+        ]
+        # Each dispatch round looks for digests queued or sending past their lease
+        # (``stale``, ``interrupted``): a handful of rows in a table that grows by a digest per
+        # reader per day. Partial indexes hold only those rows.
+        indexes = [
+            models.Index(
+                fields=["created"], condition=Q(status="queued"), name="digest_queued_since"
+            ),
+            models.Index(
+                fields=["handed_off_at"], condition=Q(status="sending"), name="digest_sending_since"
+            ),
         ]
         ordering = ["-created"]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import wraps
 from typing import Any
 
@@ -24,13 +24,14 @@ from anymail.exceptions import AnymailError, AnymailWebhookValidationFailure
 from anymail.signals import AnymailTrackingEvent, EventType
 from django.conf import settings
 from django.core import checks
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Max
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.urls import URLPattern
 from django.utils import timezone
 
-from newsletter.models import DeliveryEvent, Digest, Subscriber
+from newsletter.models import Click, DeliveryEvent, Digest, Feedback, Subscriber
 from papers.sources import storable
 
 Status = Subscriber.Status
@@ -265,3 +266,30 @@ def from_reader(request: HttpRequest) -> bool:
     """A GET from a browser, not a HEAD or a known link scanner."""
     agent = request.headers.get("User-Agent", "")
     return request.method == "GET" and bool(agent) and not SCANNERS.search(agent)
+
+
+# Scanners that send a browser's User-Agent (those of many universities' mail among them) give
+# themselves away otherwise: they follow every link of a message within a second or two, which
+# no reader does. Clicks and votes teach the ranking, so a scanner would have the reader like
+# (and dislike) everything they were sent.
+SCAN_BURST = 4  # links of one digest followed within SCAN_SECONDS: a scanner, not a reader
+SCAN_SECONDS = 3
+SCAN_KEPT = 100  # the times kept per digest, at most
+
+
+def scanned(digest_id: int, now: datetime) -> bool:
+    """Whether the links of ``digest_id`` are being followed faster than a reader follows them
+    (this one at least the SCAN_BURST-th within SCAN_SECONDS). If so, the clicks and votes of
+    the burst are forgotten, and the caller records nothing. The times links were followed are
+    kept in the cache for SCAN_SECONDS (two requests at the same instant may each miss the
+    other: a scanner sending every request at once could slip through; those seen go in turn)."""
+    key = f"links-followed:{digest_id}"
+    recent = [t for t in cache.get(key, []) if t > now.timestamp() - SCAN_SECONDS]
+    recent = [*recent[-SCAN_KEPT:], now.timestamp()]
+    cache.set(key, recent, SCAN_SECONDS)
+    if len(recent) < SCAN_BURST:
+        return False
+    since = datetime.fromtimestamp(recent[0], tz=UTC)
+    Click.objects.filter(digest_id=digest_id, at__gte=since).delete()
+    Feedback.objects.filter(digest_id=digest_id, at__gte=since).delete()
+    return True

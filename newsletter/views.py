@@ -70,7 +70,9 @@ def home(request: HttpRequest) -> HttpResponse:
         else:
             status = 400
     if form.is_bound:  # a form with errors shows what was typed: rendered for this visitor
-        context = {"form": form, "csp_nonce": request.csp_nonce, **latest_trending_page(request)}  # type: ignore[attr-defined]
+        nonce = request.csp_nonce  # type: ignore[attr-defined]
+        page = latest_trending_page(request.GET.get("page"))
+        context = {"form": form, "csp_nonce": nonce, **page}
         return render(request, "newsletter/home.html", context, status=status)
     return HttpResponse(home_page(request))
 
@@ -83,17 +85,24 @@ def home_page(request: HttpRequest) -> str:
     """The home page with an empty form. All of it but the CSRF token and the script's nonce is
     the same for every visitor: it is rendered once per page of the list and per hour (so an
     import or a topic shows within the hour, and the trending order follows the clock) and kept
-    in the cache, with stand-ins for those two."""
-    number = request.GET.get("page", "1")
-    key = f"home:{timezone.now():%Y%m%d%H}:{number}"
-    cacheable = number.isascii() and number.isdigit() and len(number) <= 4  # keys stay few
-    html = cache.get(key) if cacheable else None
+    in the cache, with stand-ins for those two. A page number is read as the paginator reads it
+    (anything but a number is page 1, past the end is the last page), so the cache holds one
+    entry per page there is, whatever numbers visitors type."""
+    hour = f"home:{timezone.now():%Y%m%d%H}"
+    asked = request.GET.get("page", "1")
+    number = int(asked) if asked.isascii() and asked.isdigit() and len(asked) < 10 else 1
+    pages = cache.get(f"{hour}:pages")
+    number = max(1, min(number, pages or number))
+    html = cache.get(f"{hour}:{number}") if pages else None
     if html is None:
+        listing = latest_trending_page(number)
         context = {"form": SignupForm(), "csrf_token": CSRF_SLOT, "csp_nonce": NONCE_SLOT}
-        context |= latest_trending_page(request)
-        html = render_to_string("newsletter/home.html", context, request)
-        if cacheable:
-            cache.set(key, html, HOME_PAGE_SECONDS)
+        html = render_to_string("newsletter/home.html", context | listing, request)
+        page = listing["page"]
+        cache.set_many(
+            {f"{hour}:{page.number}": html, f"{hour}:pages": page.paginator.num_pages},
+            HOME_PAGE_SECONDS,
+        )
     nonce = str(request.csp_nonce)  # type: ignore[attr-defined]
     return html.replace(CSRF_SLOT, get_token(request)).replace(NONCE_SLOT, nonce)
 

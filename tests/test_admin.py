@@ -8,7 +8,15 @@ from bs4 import BeautifulSoup
 from django.urls import reverse
 from django.utils import timezone
 
-from newsletter.models import Click, DeliveryEvent, Digest, Feedback, Subscriber
+from newsletter.models import (
+    Click,
+    DeliveryEvent,
+    Digest,
+    Feedback,
+    Library,
+    OwedEmail,
+    Subscriber,
+)
 from papers.models import Paper
 from tests.factories import active_subscriber
 
@@ -33,6 +41,10 @@ def test_every_admin_list_and_detail_page_opens(admin_client) -> None:  # type: 
         ),
         Click.objects.create(digest=digest, subscriber=reader, paper=paper, url="https://x.org"),
         Feedback.objects.create(subscriber=reader, paper=paper, digest=digest, value=-1),
+        OwedEmail.objects.create(subscriber=reader, name="confirm"),
+        Library.objects.create(
+            profile=reader.profiles.get(), filename="mine.bib", entries=[{"title": "GNNs"}]
+        ),
     ]
     for row in rows:
         meta = row._meta

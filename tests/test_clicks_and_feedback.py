@@ -179,6 +179,60 @@ def test_feedback_records_a_vote_the_latest_wins_and_undo_removes_it(client, sen
     assert not Feedback.objects.exists()
 
 
+def every_link(text: str) -> list[str]:
+    """The paths of a digest's paper and feedback links, in the order the email has them."""
+    return re.findall(r"http://localhost:8000(/digest/\S+/\S+/\S+/)", text)
+
+
+def test_a_scanner_with_a_browsers_agent_following_every_link_teaches_nothing(  # type: ignore[no-untyped-def]
+    client, sent_digest
+) -> None:
+    # Mail gateways that present a browser's User-Agent follow every link of a message
+    # within a second or two; each click and vote would otherwise teach the ranking.
+    _, text = sent_digest
+    links = [path for path in every_link(text) if "/more/" in path or "/less/" in path]
+    links += [path for path in every_link(text) if path not in links]
+    assert len(links) >= 12
+
+    pages = [client.get(path, HTTP_USER_AGENT=BROWSER) for path in links]
+
+    assert not Click.objects.exists() and not Feedback.objects.exists()
+    votes = [page for path, page in zip(links, pages, strict=True) if path.endswith("/more/")]
+    assert all(b"Not counted yet" in page.content for page in votes[3:])
+    assert all(page.status_code in (200, 302) for page in pages)
+
+
+def test_a_reader_following_links_a_minute_apart_is_counted_every_time(  # type: ignore[no-untyped-def]
+    client, sent_digest
+) -> None:
+    _, text = sent_digest
+    more = [path for path in every_link(text) if path.endswith("/more/")][:3]
+    clicks = [path for path in every_link(text) if path.endswith("/abstract/")][:3]
+    start = timezone.now()
+    for minutes, path in enumerate(more + clicks, 1):
+        with time_machine.travel(start + timedelta(minutes=minutes), tick=False):
+            assert client.get(path, HTTP_USER_AGENT=BROWSER).status_code in (200, 302)
+
+    assert (Feedback.objects.count(), Click.objects.count()) == (3, 3)
+
+
+def test_a_vote_taken_for_a_scanners_is_counted_when_the_reader_presses_the_button(  # type: ignore[no-untyped-def]
+    client, sent_digest
+) -> None:
+    _, text = sent_digest
+    more = [path for path in every_link(text) if path.endswith("/more/")]
+    for path in more[:3]:
+        client.get(path, HTTP_USER_AGENT=BROWSER)  # three in a second: still a reader
+
+    page = client.get(more[3], HTTP_USER_AGENT=BROWSER)  # the fourth: a scanner's burst
+    assert b"Not counted yet" in page.content and not Feedback.objects.exists()
+    page = client.post(more[3], {"action": "count"}, HTTP_USER_AGENT=BROWSER)
+
+    assert b"Thanks!" in page.content
+    vote = Feedback.objects.get()
+    assert (vote.value, f"/{vote.paper_id}/more/") == (1, more[3][more[3].rindex("/", 0, -6) :])
+
+
 def relevance(now) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
     subscribers = list(for_planning(Subscriber.objects.order_by("email")))
     plans = plan_digests(subscribers, now)

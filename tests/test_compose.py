@@ -350,6 +350,22 @@ def test_a_dry_run_says_how_many_papers_each_reader_would_get_in_words(catalogue
     assert not Digest.objects.exists()
 
 
+def test_a_dry_run_in_chunks_names_every_reader_once_in_order(  # type: ignore[no-untyped-def]
+    catalogue, settings
+) -> None:
+    settings.DIGEST_CHUNK_SIZE = 2
+    readers = [
+        active_subscriber(f"{name}@example.org", ["graph neural networks"])
+        for name in ("carol", "ada", "bob", "dan", "eve")
+    ]
+    out = StringIO()
+
+    call_command("send_digests", "--dry-run", "--now", stdout=out)
+
+    named = [line.split(":")[0] for line in out.getvalue().splitlines() if "@" in line]
+    assert named == [r.email for r in sorted(readers, key=lambda r: r.pk)]
+
+
 def test_a_reader_with_an_unknown_time_zone_gets_a_utc_digest_and_fails_no_one_else(  # type: ignore[no-untyped-def]
     catalogue, caplog
 ) -> None:

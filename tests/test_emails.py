@@ -150,7 +150,8 @@ def test_a_subject_is_one_line_whatever_the_title() -> None:
 
 def test_feedback_links_lead_to_a_thanks_page(client, digest_message) -> None:  # type: ignore[no-untyped-def]
     link = digest_message.body.split("More like this: ")[1].split()[0]
-    response = client.get(link.removeprefix("http://localhost:8000"))
+    browser = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
+    response = client.get(link.removeprefix("http://localhost:8000"), HTTP_USER_AGENT=browser)
     assert response.status_code == 200 and b"more papers like" in response.content
 
 

@@ -116,6 +116,29 @@ def test_the_home_page_is_built_once_an_hour_and_a_new_import_shows_within_the_h
         assert "Imported later" in client.get("/").content.decode()
 
 
+def test_any_page_number_a_visitor_types_is_served_from_the_cache_of_a_page_there_is(
+    client: Client, settings, django_assert_num_queries
+) -> None:  # type: ignore[no-untyped-def]
+    # The cache holds one entry per page of the list: numbers past the end are the last page,
+    # anything else is the first, so typed numbers cannot fill the cache with renders.
+    settings.PAPERS_PER_PAGE = 2
+    for n in range(5):
+        add(f"Paper number {n}", date(2026, 11, 23), upvotes=n)
+    with time_machine.travel(datetime(2026, 11, 23, 9, 5, tzinfo=UTC), tick=False):
+        first, last = (listing(client.get(url).text) for url in ("/", "/?page=3"))
+        with django_assert_num_queries(0):
+            for number in ("9999", "4", "123456789012", "junk", "0", "-1", "%00", "1"):
+                assert listing(client.get(f"/?page={number}").text) in (first, last), number
+        assert "Page 3 of 3" in client.get("/?page=9999").content.decode()
+        assert "Page 1 of 3" in client.get("/?page=junk").content.decode()
+
+
+def listing(page: str) -> str:
+    """The page without what is made per visitor (the CSRF token, the script's nonce)."""
+    page = re.sub(r'value="[^"]+"', "", page)
+    return re.sub(r'nonce="[^"]+"', "", page)
+
+
 def test_each_visitor_of_the_cached_home_page_gets_a_working_csrf_token_and_nonce(
     client: Client,
 ) -> None:

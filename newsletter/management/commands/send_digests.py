@@ -42,11 +42,19 @@ class Command(BaseCommand):
         self.stdout.write(", ".join(f"{n} {what}" for what, n in totals.items()))
 
     def dry_run(self, now: Any, everyone: bool) -> None:
+        """Plan the due subscribers a chunk at a time, as the workers would (a whole
+        population at once would hold every reader's candidates in memory)."""
         due = Subscriber.objects.filter(status=Subscriber.Status.ACTIVE)
         if not everyone:
             due = due.filter(next_digest_at__lte=now)
-        subscribers = list(digests.for_planning(due))
-        plans = digests.plan_digests(subscribers, now)
+        ids = list(due.order_by("id").values_list("id", flat=True))
+        for start in range(0, len(ids), settings.DIGEST_CHUNK_SIZE):
+            chunk = ids[start : start + settings.DIGEST_CHUNK_SIZE]
+            subscribers = list(digests.for_planning(Subscriber.objects.filter(id__in=chunk)))
+            subscribers.sort(key=lambda s: s.id)
+            self.print_plans(subscribers, digests.plan_digests(subscribers, now))
+
+    def print_plans(self, subscribers: list[Subscriber], plans: dict[int, digests.Plan]) -> None:
         titles = dict(
             Paper.objects.filter(
                 id__in={p.key for picks in plans.values() for p in picks}
