@@ -63,6 +63,9 @@ def make_demo(clone: Path, port: int) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # a terminal of its own: Ctrl-C goes to its process group
+        # and Ctrl-C does what it does in a terminal, even when the tests were started in the
+        # background (a shell's background job ignores SIGINT, and so would make and Python).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
@@ -127,7 +130,12 @@ def test_make_demo_serves_digests_with_real_links_and_stops_on_ctrl_c_within_ten
 
         os.killpg(demo.pid, signal.SIGINT)  # what Ctrl-C in its terminal does
         started = time.monotonic()
-        output = demo.communicate(timeout=30)[0]
+        try:
+            output = demo.communicate(timeout=30)[0]
+        except subprocess.TimeoutExpired:
+            os.killpg(demo.pid, signal.SIGKILL)
+            still = "\n".join(processes_in(clone))
+            pytest.fail(f"Ctrl-C did not stop the demo in 30 s:\n{demo.communicate()[0]}\n{still}")
         assert time.monotonic() - started < 10
     finally:
         if demo.poll() is None:
