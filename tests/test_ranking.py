@@ -321,6 +321,24 @@ def test_a_description_reason_quotes_the_readers_own_words_the_paper_contains() 
     assert pick.reason.text == "matches your description: on-device training, microcontrollers"
 
 
+def test_a_description_reason_names_the_readers_rarer_words_first() -> None:
+    # "learning" is in most papers of the catalogue, "manipulation" in one: the reason says
+    # first what sets the paper apart, whatever the order the reader wrote the words in.
+    robot = PaperText(
+        90, "Robot manipulation", "Learning robot manipulation from learning signals."
+    )
+    common = [
+        PaperText(91 + n, f"Learning {topic}", f"Learning {topic} with deep learning.")
+        for n, topic in enumerate(("graphs", "images", "text", "audio", "proteins"))
+    ]
+    about = "Learning for the manipulation of objects by hand."
+
+    pick = only(Interests(about=about, trending_weight=0.0), [robot, *common, DIFFUSION])[0]
+
+    assert pick.key == robot.key
+    assert pick.reason.matched == ("manipulation", "Learning")
+
+
 def by(key: int, title: str, *authors: str, abstract: str = "A study.") -> PaperText:
     return PaperText(key, title, abstract, authors=list(authors))
 

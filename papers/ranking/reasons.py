@@ -7,7 +7,7 @@ reader's description it contains, the topic or liked paper it is closest to.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from functools import lru_cache, partial
 from itertools import chain
@@ -170,7 +170,10 @@ def _why_else(scored: Scored, index: int, row: int, interests: Interests) -> Rea
     if described >= 0:
         top = float(sims[rows[described], index])
         if top > 0:
-            terms = description_terms(interests.about, scored.candidates.texts[index])
+            rarity = profiles.parts.model.vectorizer.weight
+            terms = description_terms(
+                interests.about, scored.candidates.texts[index], rarity=lambda t: rarity(t)[1]
+            )
             text = (
                 f"matches your description: {', '.join(terms)}"
                 if terms
@@ -203,20 +206,28 @@ WORD_AT = re.compile(r"\w+")
 COMPOUND = re.compile(r"\w+(?:-\w+)*")
 
 
-def description_terms(about: str, text: str, most: int = 3) -> tuple[str, ...]:
+def description_terms(
+    about: str, text: str, most: int = 3, rarity: Callable[[str], float] | None = None
+) -> tuple[str, ...]:
     """The reader's own phrases from ``about`` that the paper (``phrase_text``) contains:
-    word pairs before single words, each as the reader wrote it, at most ``most``."""
-    found: list[str] = []
+    word pairs before single words, each as the reader wrote it, at most ``most``. Pairs come
+    in the reader's order; single words, given their ``rarity`` in the catalogue (idf), the
+    rarest first: "manipulation" says more of a paper than "learning" does."""
+    pairs: list[str] = []
+    words: list[tuple[str, str]] = []
     covered: set[str] = set()
     for term, written in _phrases_of(about):
         if term in covered or f" {term} " not in text:
             continue
         covered.update(term.split())
-        if written not in found:
-            found.append(written)
-            if len(found) == most:
-                break
-    return tuple(found)
+        if " " in term:
+            if written not in pairs:
+                pairs.append(written)
+        elif written not in (w for _, w in words):
+            words.append((term, written))
+    if rarity is not None:
+        words.sort(key=lambda found: -rarity(found[0]))
+    return tuple([*pairs, *(written for _, written in words)][:most])
 
 
 @lru_cache(maxsize=4096)
