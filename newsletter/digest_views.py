@@ -62,7 +62,7 @@ def follow(request: HttpRequest, token: str, paper_id: int, kind: str) -> HttpRe
     url = item.paper.digest_links().get(kind)
     if not url:
         raise Http404("That paper has no such link.")
-    if tracking.from_reader(request) and not tracking.scanned(item.digest.pk, timezone.now()):
+    if tracking.from_reader(request, item.digest.pk):
         Click.objects.create(
             digest=item.digest,
             subscriber_id=subscriber_id,
@@ -76,7 +76,7 @@ def follow(request: HttpRequest, token: str, paper_id: int, kind: str) -> HttpRe
 @require_http_methods(["GET", "HEAD", "POST"])
 def feedback(request: HttpRequest, token: str, paper_id: int, vote: int) -> HttpResponse:
     """ "More like this" / "less like this": GET records the vote (the next digest uses it)
-    unless a link scanner sent it (``tracking.from_reader``, ``tracking.scanned``); the page
+    unless a link scanner sent it (``tracking.from_reader``); the page
     then offers to record it with a button. POST from the page records it ("count") or
     undoes it ("undo"): a scanner does not press buttons."""
     item, subscriber_id = digest_item(token, paper_id)
@@ -85,9 +85,7 @@ def feedback(request: HttpRequest, token: str, paper_id: int, vote: int) -> Http
     if request.method == "POST" and request.POST.get("action") != "count":
         mine.filter(value=vote).delete()
         return render(request, "newsletter/feedback_thanks.html", context | {"undone": True})
-    counted = request.method == "POST" or (
-        tracking.from_reader(request) and not tracking.scanned(item.digest.pk, timezone.now())
-    )
+    counted = request.method == "POST" or tracking.from_reader(request, item.digest.pk)
     if counted:
         Feedback.objects.update_or_create(
             subscriber_id=subscriber_id,

@@ -262,10 +262,13 @@ SCANNERS = re.compile(
 )
 
 
-def from_reader(request: HttpRequest) -> bool:
-    """A GET from a browser, not a HEAD or a known link scanner."""
+def from_reader(request: HttpRequest, digest_id: int) -> bool:
+    """A GET of a link of ``digest_id`` from a reader's browser: not a HEAD, not a known link
+    scanner, and not one of a burst of the digest's links (``scanned``)."""
     agent = request.headers.get("User-Agent", "")
-    return request.method == "GET" and bool(agent) and not SCANNERS.search(agent)
+    if request.method != "GET" or not agent or SCANNERS.search(agent):
+        return False
+    return not scanned(digest_id, timezone.now())
 
 
 # Scanners that send a browser's User-Agent (those of many universities' mail among them) give

@@ -170,9 +170,9 @@ def _why_else(scored: Scored, index: int, row: int, interests: Interests) -> Rea
     if described >= 0:
         top = float(sims[rows[described], index])
         if top > 0:
-            rarity = profiles.parts.model.vectorizer.weight
+            weight = profiles.parts.model.vectorizer.weight  # (column, idf)
             terms = description_terms(
-                interests.about, scored.candidates.texts[index], rarity=lambda t: rarity(t)[1]
+                interests.about, scored.candidates.texts[index], rarity=lambda term: weight(term)[1]
             )
             text = (
                 f"matches your description: {', '.join(terms)}"

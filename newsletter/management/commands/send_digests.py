@@ -50,8 +50,8 @@ class Command(BaseCommand):
         ids = list(due.order_by("id").values_list("id", flat=True))
         for start in range(0, len(ids), settings.DIGEST_CHUNK_SIZE):
             chunk = ids[start : start + settings.DIGEST_CHUNK_SIZE]
-            subscribers = list(digests.for_planning(Subscriber.objects.filter(id__in=chunk)))
-            subscribers.sort(key=lambda s: s.id)
+            chosen = Subscriber.objects.filter(id__in=chunk).order_by("id")
+            subscribers = list(digests.for_planning(chosen))
             self.print_plans(subscribers, digests.plan_digests(subscribers, now))
 
     def print_plans(self, subscribers: list[Subscriber], plans: dict[int, digests.Plan]) -> None:
